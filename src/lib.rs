@@ -1,0 +1,9 @@
+//! micloudfs: mount a Xiaomi Cloud Gallery as a read-only folder.
+//!
+//! Layers, each depending only on those below it (see `../shared/DESIGN.md` §3):
+//! `cli` → `fs` → `view` + `content` → `catalog` → `cloud`; `model` holds the domain types
+//! they share; `sim` is the emulator, which shares nothing with `cloud`.
+
+pub mod model;
+pub mod sim;
+pub mod view;
