@@ -7,3 +7,5 @@
 pub mod model;
 pub mod sim;
 pub mod view;
+pub mod cloud;
+pub mod content;

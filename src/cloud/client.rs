@@ -1,0 +1,401 @@
+//! `HttpGalleryClient`: the real `GalleryApi` over HTTPS (spec §3, §4).
+//!
+//! Every call goes through `with_retries`, which owns the error policy of DESIGN.md §6:
+//! - HTTP 401 → one `serviceToken` refresh (single-flight in `Session`) and one retry; a
+//!   second 401 right after a fresh token is reported as `Unauthorized`;
+//! - transient failures (connect/reset/timeout, 5xx, 429, a 200 body without `data`, an
+//!   unreadable body, `retriable:true`) → up to `MAX_ATTEMPTS` tries with exponential backoff
+//!   (250 ms doubling, capped at 8 s, ±50 % jitter: about 8 s in all before giving up);
+//! - `code` 50050 → `ItemDeleted`; other business codes → `Api`.
+//!
+//! Listings page with `pageSize` 100 until `isLastPage` or an empty page, with a hard cap
+//! on the number of pages so that a server that never says "last" cannot loop us forever.
+//! Downloads run the three steps of spec §4 and hand back the body as a stream; a refused
+//! (expired) URL is resolved again from step 1.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{CONTENT_TYPE, COOKIE};
+use reqwest::StatusCode;
+use url::Url;
+
+use super::error::CloudError;
+use super::session::{malformed, now_ms, transient, Credentials, Session};
+use super::wire::{self, AlbumPage, Envelope, ItemPage, JsonpPayload, StorageData};
+use super::{Download, GalleryApi};
+use crate::model::{Album, AlbumId, Item, ItemId};
+
+/// How many times one logical request is tried before a transient failure is reported.
+pub const MAX_ATTEMPTS: u32 = 6;
+/// Items per `galleries` page and albums per `album/list` page.
+const PAGE_SIZE: u32 = 100;
+/// No gallery has this many pages; a server that keeps saying "more" is stopped here.
+const MAX_PAGES: u32 = 100_000;
+
+/// How the client reaches the service.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// `https://i.mi.com` or a regional host, or the emulator's `http://127.0.0.1:PORT`.
+    pub api_base: String,
+    pub credentials: Credentials,
+    /// Replace the serviceToken when it is this old.
+    pub token_refresh: Duration,
+    /// Limit for one JSON request, and for a pause inside a download body.
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(api_base: &str, credentials: Credentials) -> Self {
+        ClientConfig {
+            api_base: api_base.to_string(),
+            credentials,
+            token_refresh: Duration::from_secs(600),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct HttpGalleryClient {
+    http: reqwest::Client,
+    base: Url,
+    session: Session,
+    timeout: Duration,
+}
+
+impl HttpGalleryClient {
+    pub fn new(config: ClientConfig) -> Result<Self, CloudError> {
+        let mut base = Url::parse(&config.api_base).map_err(|e| {
+            CloudError::Config(format!(
+                "--api-base {:?} is not a URL ({e}); use for example https://i.mi.com",
+                config.api_base
+            ))
+        })?;
+        if !matches!(base.scheme(), "http" | "https") {
+            return Err(CloudError::Config(format!(
+                "--api-base {:?} must start with https:// (or http:// for the emulator)",
+                config.api_base
+            )));
+        }
+        if !base.path().ends_with('/') {
+            let p = format!("{}/", base.path());
+            base.set_path(&p);
+        }
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("micloudfs/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(config.request_timeout)
+            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| CloudError::Config(format!("cannot set up HTTPS: {e}")))?;
+        let session = Session::new(
+            http.clone(),
+            base.clone(),
+            config.credentials,
+            config.token_refresh,
+        );
+        Ok(HttpGalleryClient {
+            http,
+            base,
+            session,
+            timeout: config.request_timeout,
+        })
+    }
+
+    /// Mints a serviceToken now: proves the credentials work (used by `login`).
+    pub async fn check_credentials(&self) -> Result<(), CloudError> {
+        with_retries("the passToken exchange", || async {
+            self.session.token().await.map(|_| ())
+        })
+        .await
+    }
+
+    /// How many passToken exchanges this client has made.
+    pub fn token_exchanges(&self) -> u64 {
+        self.session.exchanges()
+    }
+
+    /// The URL of an authenticated endpoint, with the cache-busting `ts` the web app sends.
+    fn api_url(&self, path: &str, query: &[(&str, String)]) -> Result<Url, CloudError> {
+        let mut url = self
+            .base
+            .join(path)
+            .map_err(|e| CloudError::Config(e.to_string()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("ts", &now_ms().to_string());
+            for (k, v) in query {
+                q.append_pair(k, v);
+            }
+        }
+        Ok(url)
+    }
+
+    /// GET an authenticated JSON endpoint and return its `data`, with the retry policy.
+    async fn get_data(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<serde_json::Value, CloudError> {
+        let url = self.api_url(path, query)?;
+        with_retries(what, || self.get_once(&url, what)).await
+    }
+
+    /// One try of `get_data`; an HTTP 401 is answered here by one refresh and one resend.
+    async fn get_once(&self, url: &Url, what: &str) -> Result<serde_json::Value, CloudError> {
+        let mut token = self.session.token().await?;
+        for resend in [false, true] {
+            let cookie = format!(
+                "userId={}; serviceToken={}",
+                self.session.user_id(),
+                token.value
+            );
+            let resp = self
+                .http
+                .get(url.clone())
+                .header(COOKIE, cookie)
+                .timeout(self.timeout)
+                .send()
+                .await
+                .map_err(|e| transient(what, e))?;
+            let status = resp.status();
+            let body = resp.text().await.map_err(|e| transient(what, e))?;
+            if status == StatusCode::UNAUTHORIZED {
+                if resend {
+                    let info: wire::Unauthorized = serde_json::from_str(&body).unwrap_or_default();
+                    return Err(CloudError::Unauthorized {
+                        second_validation: info.is_second_validation,
+                    });
+                }
+                tracing::info!(%what, "session expired (HTTP 401); minting a new serviceToken");
+                token = self.session.refresh_after_401(&token).await?;
+                continue;
+            }
+            if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(transient(what, format!("HTTP {status}")));
+            }
+            if !status.is_success() {
+                return Err(malformed(what, format!("unexpected HTTP {status}")));
+            }
+            return parse_envelope(&body, what);
+        }
+        Err(transient(what, "HTTP 401 after a refresh"))
+    }
+
+    /// Step 1 to 3 of spec §4 once; the caller retries.
+    async fn try_download(&self, id: ItemId) -> Result<Download, CloudError> {
+        let what = format!("the download of item {id}");
+        let url = self.api_url("gallery/storage", &[("id", id.to_string())])?;
+        let data = self
+            .get_once(&url, &what)
+            .await
+            .map_err(|e| match e {
+                CloudError::Api { code: 50050, .. } => CloudError::ItemDeleted(id.to_string()),
+                other => other,
+            })?;
+        let storage: StorageData = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
+        let url_a = self.base.join(&storage.url).map_err(|e| malformed(&what, e))?;
+
+        // Step 2: the JSONP, no cookies.
+        let resp = self
+            .http
+            .get(url_a)
+            .timeout(self.timeout)
+            .send()
+            .await
+            .map_err(|e| transient(&what, e))?;
+        check_download_status(resp.status(), &what)?;
+        let body = resp.text().await.map_err(|e| transient(&what, e))?;
+        let json = wire::unwrap_jsonp(&body)
+            .ok_or_else(|| malformed(&what, "step 2 answer is not a JSONP call"))?;
+        let payload: JsonpPayload = serde_json::from_str(json).map_err(|e| malformed(&what, e))?;
+        let url_b = self.base.join(&payload.url).map_err(|e| malformed(&what, e))?;
+
+        // Step 3: POST meta, the body is the file.
+        let form = format!(
+            "meta={}",
+            percent_encoding::utf8_percent_encode(&payload.meta, percent_encoding::NON_ALPHANUMERIC)
+        );
+        let resp = self
+            .http
+            .post(url_b)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .map_err(|e| transient(&what, e))?;
+        check_download_status(resp.status(), &what)?;
+        let content_length = resp.content_length();
+        let body = resp
+            .bytes_stream()
+            .map(move |chunk: Result<Bytes, reqwest::Error>| {
+                chunk.map_err(|e| CloudError::Transient {
+                    what: format!("the download of item {id}"),
+                    detail: e.to_string(),
+                    attempts: 1,
+                })
+            })
+            .boxed();
+        Ok(Download {
+            content_length,
+            body,
+        })
+    }
+}
+
+fn check_download_status(status: StatusCode, what: &str) -> Result<(), CloudError> {
+    if status.is_success() {
+        Ok(())
+    } else if status == StatusCode::FORBIDDEN
+        || status == StatusCode::NOT_FOUND
+        || status == StatusCode::GONE
+    {
+        Err(CloudError::UrlRefused {
+            status: status.as_u16(),
+            what: what.to_string(),
+        })
+    } else {
+        Err(transient(what, format!("HTTP {status}")))
+    }
+}
+
+/// Checks the envelope of a 200 answer and returns its `data`.
+fn parse_envelope(body: &str, what: &str) -> Result<serde_json::Value, CloudError> {
+    let env: Envelope = match serde_json::from_str(body) {
+        Ok(e) => e,
+        // A cut or garbled body: try again.
+        Err(e) => return Err(transient(what, format!("unreadable answer: {e}"))),
+    };
+    match env.code {
+        Some(0) | None if env.result.as_deref() != Some("error") => env
+            .data
+            .ok_or_else(|| transient(what, "answer without data")),
+        Some(50050) => Err(CloudError::Api {
+            code: 50050,
+            description: env.description.unwrap_or_default(),
+            what: what.to_string(),
+        }),
+        code if env.retriable == Some(true) => Err(transient(
+            what,
+            format!("code {} (retriable)", code.unwrap_or(-1)),
+        )),
+        code => Err(CloudError::Api {
+            code: code.unwrap_or(-1),
+            description: env.description.unwrap_or_default(),
+            what: what.to_string(),
+        }),
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `MAX_ATTEMPTS` transient failures
+/// have been seen (then the last one is returned with the count).
+async fn with_retries<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, CloudError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CloudError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(e) if e.is_transient() && tries < MAX_ATTEMPTS => {
+                tracing::debug!(%what, error = %e, attempt = tries, "retrying");
+                tokio::time::sleep(backoff(tries)).await;
+            }
+            Err(CloudError::Transient { what, detail, .. }) => {
+                tracing::warn!(%what, %detail, "giving up after {tries} attempts");
+                return Err(CloudError::Transient {
+                    what,
+                    detail,
+                    attempts: tries,
+                });
+            }
+            other => return other,
+        }
+    }
+}
+
+/// 250 ms doubling per attempt, capped at 8 s, with ±50 % jitter.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64.saturating_mul(1 << attempt.saturating_sub(1).min(5)).min(8000);
+    let jitter = rand::random_range(0.5..1.5);
+    Duration::from_millis((base as f64 * jitter) as u64)
+}
+
+#[async_trait]
+impl GalleryApi for HttpGalleryClient {
+    async fn list_albums(&self) -> Result<Vec<Album>, CloudError> {
+        let mut albums = Vec::new();
+        for page in 0..MAX_PAGES {
+            let data = self
+                .get_data(
+                    "gallery/user/album/list",
+                    &[
+                        ("pageNum", page.to_string()),
+                        ("pageSize", PAGE_SIZE.to_string()),
+                        ("isShared", "false".into()),
+                        ("numOfThumbnails", "1".into()),
+                    ],
+                    "the album list",
+                )
+                .await?;
+            let page: AlbumPage =
+                serde_json::from_value(data).map_err(|e| malformed("the album list", e))?;
+            let empty = page.albums.is_empty();
+            for raw in &page.albums {
+                match wire::parse_album(raw) {
+                    Ok(a) => albums.push(a),
+                    Err(why) => tracing::warn!(%why, "skipping a malformed album entry"),
+                }
+            }
+            if page.is_last_page.unwrap_or(true) || empty {
+                break;
+            }
+        }
+        Ok(albums)
+    }
+
+    async fn list_album_items(&self, album: AlbumId) -> Result<Vec<Item>, CloudError> {
+        let what = format!("the items of album {album}");
+        let mut items = Vec::new();
+        for page in 0..MAX_PAGES {
+            let data = self
+                .get_data(
+                    "gallery/user/galleries",
+                    &[
+                        ("albumId", album.to_string()),
+                        ("pageNum", page.to_string()),
+                        ("pageSize", PAGE_SIZE.to_string()),
+                    ],
+                    &what,
+                )
+                .await?;
+            let page: ItemPage = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
+            let empty = page.galleries.is_empty();
+            for raw in &page.galleries {
+                match wire::parse_item(raw, album) {
+                    Ok(it) => items.push(it),
+                    Err(why) => tracing::warn!(
+                        %album,
+                        id = %raw.get("id").map(|v| v.to_string()).unwrap_or_default(),
+                        %why,
+                        "skipping a malformed item"
+                    ),
+                }
+            }
+            if page.is_last_page.unwrap_or(true) || empty {
+                break;
+            }
+        }
+        Ok(items)
+    }
+
+    async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
+        let what = format!("the download of item {id}");
+        with_retries(&what, || self.try_download(id)).await
+    }
+}

@@ -1,0 +1,233 @@
+//! Wire types of the Xiaomi Cloud gallery JSON (spec §3) and their conversion into the
+//! domain types of `model`. Nothing outside `cloud` sees these structs.
+//!
+//! Robustness rules, from the spec's evidence:
+//! - ids (`albumId`, `id`, `groupId`, `tag`) arrive as strings of up to 19 digits (beyond
+//!   2^53) or, for system albums, as numbers: both are accepted and parsed as `u64`, never
+//!   through a float;
+//! - system albums 1, 2 and 1000 carry no `name`;
+//! - list pages are parsed item by item: one malformed item is skipped with a warning, it
+//!   never loses the rest of the page;
+//! - sizes and times default to 0 when missing, a missing or malformed `sha1` makes the item
+//!   unverifiable, so it is skipped (and logged) rather than served unchecked.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::model::{Album, AlbumId, Item, ItemId, MediaKind, Sha1Digest};
+
+/// The common envelope of every successful (HTTP 200) answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Envelope {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub result: Option<String>,
+    #[serde(default)]
+    pub retriable: Option<bool>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub data: Option<Value>,
+}
+
+/// The body of an HTTP 401 (spec §5.2).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Unauthorized {
+    #[serde(rename = "isSecondValidation", default)]
+    pub is_second_validation: bool,
+}
+
+/// `data` of `/api/user/login`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct LoginData {
+    #[serde(rename = "loginUrl")]
+    pub login_url: String,
+}
+
+/// `data` of a paged list (`album/list`, `galleries`): the entries stay raw so that each is
+/// parsed on its own.
+#[derive(Debug, Deserialize)]
+pub(crate) struct AlbumPage {
+    #[serde(default)]
+    pub albums: Vec<Value>,
+    #[serde(rename = "isLastPage", default)]
+    pub is_last_page: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct ItemPage {
+    #[serde(default)]
+    pub galleries: Vec<Value>,
+    #[serde(rename = "isLastPage", default)]
+    pub is_last_page: Option<bool>,
+}
+
+/// `data` of `/gallery/storage` (step 1 of a download).
+#[derive(Debug, Deserialize)]
+pub(crate) struct StorageData {
+    pub url: String,
+}
+
+/// The JSON inside the JSONP of step 2.
+#[derive(Debug, Deserialize)]
+pub(crate) struct JsonpPayload {
+    pub url: String,
+    pub meta: String,
+}
+
+/// Extracts the JSON argument of a JSONP call such as `dl_img_cb({...})`, whatever the
+/// callback's name: from the first `(` to the last `)`.
+pub(crate) fn unwrap_jsonp(body: &str) -> Option<&str> {
+    let start = body.find('(')?;
+    let end = body.rfind(')')?;
+    (end > start).then(|| body[start + 1..end].trim())
+}
+
+/// An id that may be a JSON string or number.
+fn id_of(v: Option<&Value>) -> Option<u64> {
+    match v? {
+        Value::String(s) => s.trim().parse().ok(),
+        Value::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+fn int_of(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64().or_else(|| n.as_u64().map(|u| u as i64)),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+fn str_of(v: Option<&Value>) -> Option<&str> {
+    v?.as_str()
+}
+
+/// Parses one album object of `album/list`.
+pub(crate) fn parse_album(v: &Value) -> Result<Album, String> {
+    let id = id_of(v.get("albumId")).ok_or("albumId missing or not an integer")?;
+    Ok(Album {
+        id: AlbumId(id),
+        name: str_of(v.get("name"))
+            .filter(|n| !n.is_empty())
+            .map(str::to_string),
+        media_count: int_of(v.get("mediaCount")).unwrap_or(0).max(0) as u64,
+        last_update_ms: int_of(v.get("lastUpdateTime")).unwrap_or(0),
+    })
+}
+
+/// Parses one item object of `galleries`. `album` is the album that was listed; it wins
+/// over a missing or unparsable `groupId`.
+pub(crate) fn parse_item(v: &Value, album: AlbumId) -> Result<Item, String> {
+    let id = id_of(v.get("id")).ok_or("id missing or not an integer")?;
+    let sha1 = str_of(v.get("sha1"))
+        .and_then(Sha1Digest::from_hex)
+        .ok_or("sha1 missing or not 40 hex digits")?;
+    let size = match v.get("size") {
+        Some(Value::Number(n)) => n.as_u64().ok_or("size is not a non-negative integer")?,
+        Some(Value::String(s)) => s.trim().parse().map_err(|_| "size is not an integer")?,
+        _ => return Err("size missing".into()),
+    };
+    let file_name = str_of(v.get("fileName"))
+        .or_else(|| str_of(v.get("title")))
+        .unwrap_or("")
+        .to_string();
+    let kind = match str_of(v.get("type")).map(str::to_ascii_lowercase).as_deref() {
+        Some("image") => MediaKind::Image,
+        Some("video") => MediaKind::Video,
+        _ => MediaKind::Other,
+    };
+    let date_taken_ms = int_of(v.get("dateTaken"))
+        .or_else(|| int_of(v.get("sortTime")))
+        .or_else(|| int_of(v.get("createTime")))
+        .unwrap_or(0);
+    let exif_date_time = v
+        .get("exifInfo")
+        .and_then(|e| str_of(e.get("dateTime")))
+        .map(str::to_string);
+    Ok(Item {
+        id: ItemId(id),
+        album_id: id_of(v.get("groupId")).map(AlbumId).unwrap_or(album),
+        file_name,
+        kind,
+        mime_type: str_of(v.get("mimeType")).unwrap_or("").to_string(),
+        size,
+        sha1,
+        date_taken_ms,
+        create_time_ms: int_of(v.get("createTime")).unwrap_or(date_taken_ms),
+        exif_date_time,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_beyond_2_pow_53_survive_as_strings_and_numbers() {
+        let a = parse_album(&json!({"albumId": "24053454468749665", "name": "Trip"})).unwrap();
+        assert_eq!(a.id, AlbumId(24053454468749665));
+        let sys = parse_album(&json!({"albumId": "1", "mediaCount": 3})).unwrap();
+        assert_eq!(sys.name, None);
+        assert_eq!(sys.media_count, 3);
+        let num = parse_album(&json!({"albumId": 2})).unwrap();
+        assert_eq!(num.id, AlbumId::SCREENSHOTS);
+    }
+
+    fn item_json() -> Value {
+        json!({
+            "id": "24053454468749667", "fileName": "IMG_1.jpg", "type": "image",
+            "mimeType": "image/jpeg", "size": 1234,
+            "sha1": "0123456789abcdef0123456789abcdef01234567",
+            "dateTaken": 1718000000000i64, "createTime": 1718000001000i64,
+            "groupId": "24053454468749665",
+            "exifInfo": {"dateTime": "2024:06:10 10:15:00"}
+        })
+    }
+
+    #[test]
+    fn item_fields_are_parsed() {
+        let it = parse_item(&item_json(), AlbumId(5)).unwrap();
+        assert_eq!(it.id, ItemId(24053454468749667));
+        assert_eq!(it.album_id, AlbumId(24053454468749665));
+        assert_eq!(it.size, 1234);
+        assert_eq!(it.kind, MediaKind::Image);
+        assert_eq!(it.exif_date_time.as_deref(), Some("2024:06:10 10:15:00"));
+        assert_eq!(it.create_time_ms, 1718000001000);
+    }
+
+    #[test]
+    fn group_id_as_number_and_missing() {
+        let mut v = item_json();
+        v["groupId"] = json!(1);
+        assert_eq!(parse_item(&v, AlbumId(9)).unwrap().album_id, AlbumId::CAMERA);
+        v.as_object_mut().unwrap().remove("groupId");
+        assert_eq!(parse_item(&v, AlbumId(9)).unwrap().album_id, AlbumId(9));
+    }
+
+    #[test]
+    fn malformed_items_are_rejected_not_panicking() {
+        for (key, bad) in [
+            ("id", json!(null)),
+            ("id", json!("12ab")),
+            ("sha1", json!("xyz")),
+            ("size", json!(-5)),
+            ("size", json!("big")),
+        ] {
+            let mut v = item_json();
+            v[key] = bad;
+            assert!(parse_item(&v, AlbumId(1)).is_err(), "{key}");
+        }
+        assert!(parse_item(&json!("not an object"), AlbumId(1)).is_err());
+    }
+
+    #[test]
+    fn jsonp_is_unwrapped_whatever_the_callback() {
+        assert_eq!(unwrap_jsonp("dl_img_cb({\"a\":1})"), Some("{\"a\":1}"));
+        assert_eq!(unwrap_jsonp("  cb_1_0( {\"a\":\"(x)\"} ) \n"), Some("{\"a\":\"(x)\"}"));
+        assert_eq!(unwrap_jsonp("no call"), None);
+    }
+}
