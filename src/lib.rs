@@ -4,8 +4,10 @@
 //! `cli` → `fs` → `view` + `content` → `catalog` → `cloud`; `model` holds the domain types
 //! they share; `sim` is the emulator, which shares nothing with `cloud`.
 
+pub mod catalog;
+pub mod cloud;
+pub mod content;
+pub mod fs;
 pub mod model;
 pub mod sim;
 pub mod view;
-pub mod cloud;
-pub mod content;

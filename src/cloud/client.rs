@@ -190,15 +190,15 @@ impl HttpGalleryClient {
     async fn try_download(&self, id: ItemId) -> Result<Download, CloudError> {
         let what = format!("the download of item {id}");
         let url = self.api_url("gallery/storage", &[("id", id.to_string())])?;
-        let data = self
-            .get_once(&url, &what)
-            .await
-            .map_err(|e| match e {
-                CloudError::Api { code: 50050, .. } => CloudError::ItemDeleted(id.to_string()),
-                other => other,
-            })?;
+        let data = self.get_once(&url, &what).await.map_err(|e| match e {
+            CloudError::Api { code: 50050, .. } => CloudError::ItemDeleted(id.to_string()),
+            other => other,
+        })?;
         let storage: StorageData = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
-        let url_a = self.base.join(&storage.url).map_err(|e| malformed(&what, e))?;
+        let url_a = self
+            .base
+            .join(&storage.url)
+            .map_err(|e| malformed(&what, e))?;
 
         // Step 2: the JSONP, no cookies.
         let resp = self
@@ -213,12 +213,18 @@ impl HttpGalleryClient {
         let json = wire::unwrap_jsonp(&body)
             .ok_or_else(|| malformed(&what, "step 2 answer is not a JSONP call"))?;
         let payload: JsonpPayload = serde_json::from_str(json).map_err(|e| malformed(&what, e))?;
-        let url_b = self.base.join(&payload.url).map_err(|e| malformed(&what, e))?;
+        let url_b = self
+            .base
+            .join(&payload.url)
+            .map_err(|e| malformed(&what, e))?;
 
         // Step 3: POST meta, the body is the file.
         let form = format!(
             "meta={}",
-            percent_encoding::utf8_percent_encode(&payload.meta, percent_encoding::NON_ALPHANUMERIC)
+            percent_encoding::utf8_percent_encode(
+                &payload.meta,
+                percent_encoding::NON_ALPHANUMERIC
+            )
         );
         let resp = self
             .http
@@ -321,7 +327,9 @@ where
 
 /// 250 ms doubling per attempt, capped at 8 s, with ±50 % jitter.
 fn backoff(attempt: u32) -> Duration {
-    let base = 250u64.saturating_mul(1 << attempt.saturating_sub(1).min(5)).min(8000);
+    let base = 250u64
+        .saturating_mul(1 << attempt.saturating_sub(1).min(5))
+        .min(8000);
     let jitter = rand::random_range(0.5..1.5);
     Duration::from_millis((base as f64 * jitter) as u64)
 }

@@ -61,7 +61,12 @@ pub(crate) struct Session {
 const PASSPORT_HOST: &str = "account.xiaomi.com";
 
 impl Session {
-    pub fn new(http: reqwest::Client, base: Url, creds: Credentials, refresh_every: Duration) -> Self {
+    pub fn new(
+        http: reqwest::Client,
+        base: Url,
+        creds: Credentials,
+        refresh_every: Duration,
+    ) -> Self {
         Session {
             http,
             base,
@@ -129,7 +134,12 @@ impl Session {
             .append_pair("ts", &now_ms().to_string())
             .append_pair("followUp", self.base.as_str())
             .append_pair("_locale", "en_US");
-        let resp = self.http.get(login).send().await.map_err(|e| transient(what, e))?;
+        let resp = self
+            .http
+            .get(login)
+            .send()
+            .await
+            .map_err(|e| transient(what, e))?;
         let status = resp.status();
         let body = resp.text().await.map_err(|e| transient(what, e))?;
         if status.is_server_error() {
@@ -169,7 +179,10 @@ impl Session {
         let resp = self
             .http
             .get(sts)
-            .header(COOKIE, format!("userId={}; deviceId={}", self.creds.user_id, device_id))
+            .header(
+                COOKIE,
+                format!("userId={}; deviceId={}", self.creds.user_id, device_id),
+            )
             .send()
             .await
             .map_err(|e| transient(what, e))?;

@@ -134,7 +134,10 @@ pub(crate) fn parse_item(v: &Value, album: AlbumId) -> Result<Item, String> {
         .or_else(|| str_of(v.get("title")))
         .unwrap_or("")
         .to_string();
-    let kind = match str_of(v.get("type")).map(str::to_ascii_lowercase).as_deref() {
+    let kind = match str_of(v.get("type"))
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("image") => MediaKind::Image,
         Some("video") => MediaKind::Video,
         _ => MediaKind::Other,
@@ -203,7 +206,10 @@ mod tests {
     fn group_id_as_number_and_missing() {
         let mut v = item_json();
         v["groupId"] = json!(1);
-        assert_eq!(parse_item(&v, AlbumId(9)).unwrap().album_id, AlbumId::CAMERA);
+        assert_eq!(
+            parse_item(&v, AlbumId(9)).unwrap().album_id,
+            AlbumId::CAMERA
+        );
         v.as_object_mut().unwrap().remove("groupId");
         assert_eq!(parse_item(&v, AlbumId(9)).unwrap().album_id, AlbumId(9));
     }
@@ -227,7 +233,10 @@ mod tests {
     #[test]
     fn jsonp_is_unwrapped_whatever_the_callback() {
         assert_eq!(unwrap_jsonp("dl_img_cb({\"a\":1})"), Some("{\"a\":1}"));
-        assert_eq!(unwrap_jsonp("  cb_1_0( {\"a\":\"(x)\"} ) \n"), Some("{\"a\":\"(x)\"}"));
+        assert_eq!(
+            unwrap_jsonp("  cb_1_0( {\"a\":\"(x)\"} ) \n"),
+            Some("{\"a\":\"(x)\"}")
+        );
         assert_eq!(unwrap_jsonp("no call"), None);
     }
 }

@@ -145,7 +145,10 @@ impl ContentCache {
             if len != item.size {
                 return Err(ContentError::Mismatch {
                     id: item.id,
-                    detail: format!("the service sends {len} bytes, the listing says {}", item.size),
+                    detail: format!(
+                        "the service sends {len} bytes, the listing says {}",
+                        item.size
+                    ),
                 });
             }
         }

@@ -56,7 +56,9 @@ impl GalleryApi for FakeGallery {
                 }),
             ]
         } else {
-            body.chunks(1000).map(|c| Ok(Bytes::copy_from_slice(c))).collect()
+            body.chunks(1000)
+                .map(|c| Ok(Bytes::copy_from_slice(c)))
+                .collect()
         };
         Ok(Download {
             content_length: Some(len),
@@ -81,7 +83,9 @@ fn item(id: u64, body: &[u8]) -> Item {
 }
 
 fn body(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31) ^ seed).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31) ^ seed)
+        .collect()
 }
 
 fn setup(fake: FakeGallery) -> (tempfile::TempDir, Arc<FakeGallery>, ContentCache) {
@@ -106,7 +110,10 @@ fn one_item_fake(b: &[u8]) -> (FakeGallery, Item) {
 }
 
 fn tmp_is_empty(dir: &tempfile::TempDir) -> bool {
-    std::fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none()
+    std::fs::read_dir(dir.path().join("tmp"))
+        .unwrap()
+        .next()
+        .is_none()
 }
 
 #[tokio::test]

@@ -1,0 +1,522 @@
+//! The FUSE adapter: kernel operation → `view` / `content` call → reply. No policy here.
+//!
+//! - Metadata operations (lookup, getattr, readdir[plus], xattrs, statfs) are answered from
+//!   the in-memory `View` on the FUSE thread: no I/O, microseconds each.
+//! - `open` of a media file registers a handle and starts the fetch in the background;
+//!   `read` hands its reply to a tokio task that waits for the verified object and reads
+//!   it with `pread`. No FUSE thread ever waits on the network.
+//! - Content is immutable, so files are opened with `FOPEN_KEEP_CACHE` and entries and
+//!   attributes get a long TTL (`ATTR_TTL`): a second `rsync` or `ls -l` costs no upcalls.
+//! - Every write-like operation answers EROFS; the mount is also made `ro` in the kernel.
+
+mod errno;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+};
+use tokio::sync::OnceCell;
+
+use crate::content::ContentCache;
+use crate::model::Item;
+use crate::view::{Ino, Node, NodeKind, View};
+
+/// Entries and attributes never change while mounted (a refresh will invalidate them).
+const ATTR_TTL: Duration = Duration::from_secs(3600);
+/// `st_blksize`: `cp` and friends size their buffers from it; 128 KiB halves the upcalls
+/// of the 4 KiB default... and matches the kernel's largest FUSE read.
+const BLKSIZE: u32 = 128 * 1024;
+
+/// The bytes behind an open file handle.
+enum OpenContent {
+    Media {
+        item: Item,
+        file: OnceCell<Arc<std::fs::File>>,
+    },
+    Generated(Arc<[u8]>),
+}
+
+pub struct GalleryFs {
+    view: Arc<View>,
+    content: Arc<ContentCache>,
+    rt: tokio::runtime::Handle,
+    handles: Mutex<HashMap<u64, Arc<OpenContent>>>,
+    next_fh: AtomicU64,
+    uid: u32,
+    gid: u32,
+}
+
+impl GalleryFs {
+    pub fn new(view: Arc<View>, content: Arc<ContentCache>, rt: tokio::runtime::Handle) -> Self {
+        // SAFETY: geteuid/getegid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        GalleryFs {
+            view,
+            content,
+            rt,
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            uid,
+            gid,
+        }
+    }
+
+    fn attr(&self, node: &Node) -> FileAttr {
+        let mtime = UNIX_EPOCH
+            .checked_add(Duration::from_millis(node.mtime_ms.max(0) as u64))
+            .unwrap_or(UNIX_EPOCH);
+        let (kind, perm, nlink) = match node.kind {
+            NodeKind::Dir => (FileType::Directory, 0o555, 2),
+            _ => (FileType::RegularFile, 0o444, 1),
+        };
+        FileAttr {
+            ino: INodeNo(node.ino),
+            size: node.size,
+            blocks: node.size.div_ceil(512),
+            atime: mtime,
+            mtime,
+            ctime: mtime,
+            crtime: mtime,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            blksize: BLKSIZE,
+            flags: 0,
+        }
+    }
+
+    fn handle(&self, fh: FileHandle) -> Option<Arc<OpenContent>> {
+        self.handles.lock().ok()?.get(&fh.0).cloned()
+    }
+
+    /// Directory entries as (ino, kind, name), "." and ".." first.
+    fn entries(&self, dir: &Node, children: &[Ino]) -> Vec<(Ino, FileType, String)> {
+        let mut out = Vec::with_capacity(children.len() + 2);
+        out.push((dir.ino, FileType::Directory, ".".to_string()));
+        out.push((dir.parent.max(1), FileType::Directory, "..".to_string()));
+        for &c in children {
+            if let Some(n) = self.view.node(c) {
+                let kind = if n.kind == NodeKind::Dir {
+                    FileType::Directory
+                } else {
+                    FileType::RegularFile
+                };
+                out.push((n.ino, kind, n.name.clone()));
+            }
+        }
+        out
+    }
+
+    fn xattrs(&self, ino: Ino) -> Vec<(&'static str, String)> {
+        match self.view.item(ino) {
+            Some(it) => vec![
+                ("user.micloud.id", it.id.to_string()),
+                ("user.micloud.sha1", it.sha1.to_hex()),
+                ("user.micloud.mime", it.mime_type.clone()),
+                ("user.micloud.album", it.album_id.to_string()),
+            ],
+            None => vec![],
+        }
+    }
+}
+
+/// Answers an xattr request of `size` with `data` (a size probe when `size` is 0).
+fn reply_xattr(reply: ReplyXattr, size: u32, data: &[u8]) {
+    if size == 0 {
+        reply.size(data.len() as u32);
+    } else if data.len() > size as usize {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(data);
+    }
+}
+
+impl fuser::Filesystem for GalleryFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        let _ = config.set_max_readahead(1024 * 1024);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let found = name.to_str().and_then(|n| self.view.lookup(parent.0, n));
+        match found {
+            Some(node) => reply.entry(&ATTR_TTL, &self.attr(node), Generation(0)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.view.node(ino.0) {
+            Some(node) => reply.attr(&ATTR_TTL, &self.attr(node)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.0 & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND);
+        if write != 0 {
+            return reply.error(Errno::EROFS);
+        }
+        let Some(node) = self.view.node(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let content = match node.kind {
+            NodeKind::Dir => return reply.error(Errno::EISDIR),
+            NodeKind::Sha1Sums => match self.view.sha1sums(node.ino) {
+                Some(bytes) => OpenContent::Generated(bytes),
+                None => return reply.error(Errno::EIO),
+            },
+            NodeKind::File(_) => match self.view.item(node.ino) {
+                Some(item) => OpenContent::Media {
+                    item: item.clone(),
+                    file: OnceCell::new(),
+                },
+                None => return reply.error(Errno::ENOENT),
+            },
+        };
+        let content = Arc::new(content);
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        match self.handles.lock() {
+            Ok(mut h) => h.insert(fh, content.clone()),
+            Err(_) => return reply.error(Errno::EIO),
+        };
+        // Start the download now: the first read is usually microseconds away.
+        if let OpenContent::Media { .. } = &*content {
+            let cache = self.content.clone();
+            self.rt.spawn(async move {
+                let _ = open_media(&cache, &content).await;
+            });
+        }
+        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(content) = self.handle(fh) else {
+            return reply.error(Errno::EBADF);
+        };
+        if let OpenContent::Generated(bytes) = &*content {
+            let start = (offset as usize).min(bytes.len());
+            let end = start.saturating_add(size as usize).min(bytes.len());
+            return reply.data(&bytes[start..end]);
+        }
+        let cache = self.content.clone();
+        self.rt.spawn(async move {
+            let file = match open_media(&cache, &content).await {
+                Ok(f) => f,
+                Err(errno) => return reply.error(errno),
+            };
+            let read = tokio::task::spawn_blocking(move || {
+                let mut buf = vec![0u8; size as usize];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                buf.truncate(filled);
+                Ok(buf)
+            })
+            .await;
+            match read {
+                Ok(Ok(buf)) => reply.data(&buf),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "cannot read a cached object");
+                    reply.error(Errno::EIO)
+                }
+                Err(_) => reply.error(Errno::EIO),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        if let Ok(mut h) = self.handles.lock() {
+            h.remove(&fh.0);
+        }
+        reply.ok();
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.view.children(ino.0) {
+            Some(_) => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
+            ),
+            None => reply.error(Errno::ENOTDIR),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let (Some(dir), Some(children)) = (self.view.node(ino.0), self.view.children(ino.0)) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (i, (child, kind, name)) in self
+            .entries(dir, children)
+            .into_iter()
+            .enumerate()
+            .skip(offset as usize)
+        {
+            if reply.add(INodeNo(child), i as u64 + 1, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let (Some(dir), Some(children)) = (self.view.node(ino.0), self.view.children(ino.0)) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        for (i, (child, _kind, name)) in self
+            .entries(dir, children)
+            .into_iter()
+            .enumerate()
+            .skip(offset as usize)
+        {
+            let Some(node) = self.view.node(child) else {
+                continue;
+            };
+            if reply.add(
+                INodeNo(child),
+                i as u64 + 1,
+                name,
+                &ATTR_TTL,
+                &self.attr(node),
+                Generation(0),
+            ) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let bytes: u64 = self.view.items().iter().map(|i| i.size).sum();
+        let files = self.view.items().len() as u64;
+        reply.statfs(bytes.div_ceil(4096), 0, 0, files, 0, 4096, 255, 4096);
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if self.view.node(ino.0).is_none() {
+            return reply.error(Errno::ENOENT);
+        }
+        match self
+            .xattrs(ino.0)
+            .into_iter()
+            .find(|(n, _)| OsStr::new(n) == name)
+        {
+            Some((_, value)) => reply_xattr(reply, size, value.as_bytes()),
+            None => reply.error(Errno::NO_XATTR),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if self.view.node(ino.0).is_none() {
+            return reply.error(Errno::ENOENT);
+        }
+        let mut names = Vec::new();
+        for (n, _) in self.xattrs(ino.0) {
+            names.extend_from_slice(n.as_bytes());
+            names.push(0);
+        }
+        reply_xattr(reply, size, &names);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        if self.view.node(ino.0).is_none() {
+            reply.error(Errno::ENOENT)
+        } else if mask.bits() & libc::W_OK != 0 {
+            reply.error(Errno::EROFS)
+        } else {
+            reply.ok()
+        }
+    }
+
+    // Everything that would change the tree: read-only.
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        _size: Option<u64>,
+        _atime: Option<fuser::TimeOrNow>,
+        _mtime: Option<fuser::TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mknod(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, _: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn mkdir(&self, _: &Request, _: INodeNo, _: &OsStr, _: u32, _: u32, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn unlink(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rmdir(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn symlink(&self, _: &Request, _: INodeNo, _: &OsStr, _: &std::path::Path, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn rename(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: &OsStr,
+        _: INodeNo,
+        _: &OsStr,
+        _: fuser::RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn link(&self, _: &Request, _: INodeNo, _: INodeNo, _: &OsStr, reply: ReplyEntry) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn write(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: FileHandle,
+        _: u64,
+        _: &[u8],
+        _: fuser::WriteFlags,
+        _: OpenFlags,
+        _: Option<fuser::LockOwner>,
+        reply: fuser::ReplyWrite,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn create(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: &OsStr,
+        _: u32,
+        _: u32,
+        _: i32,
+        reply: fuser::ReplyCreate,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn setxattr(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: &OsStr,
+        _: &[u8],
+        _: i32,
+        _: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn removexattr(&self, _: &Request, _: INodeNo, _: &OsStr, reply: ReplyEmpty) {
+        reply.error(Errno::EROFS);
+    }
+
+    fn fallocate(
+        &self,
+        _: &Request,
+        _: INodeNo,
+        _: FileHandle,
+        _: u64,
+        _: u64,
+        _: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::EROFS);
+    }
+}
+
+/// Waits for the item's verified object and opens it (once per handle).
+async fn open_media(
+    cache: &ContentCache,
+    content: &OpenContent,
+) -> Result<Arc<std::fs::File>, Errno> {
+    let OpenContent::Media { item, file } = content else {
+        return Err(Errno::EBADF);
+    };
+    file.get_or_try_init(|| async {
+        let path = cache.fetch(item).await.map_err(|e| {
+            tracing::error!(id = %item.id, name = %item.file_name.escape_debug(), error = %e, "cannot fetch");
+            errno::for_content(&e)
+        })?;
+        std::fs::File::open(&*path).map(Arc::new).map_err(|e| {
+            tracing::error!(error = %e, "cannot open a cached object");
+            Errno::EIO
+        })
+    })
+    .await
+    .cloned()
+}
