@@ -5,6 +5,7 @@
 //! they share; `sim` is the emulator, which shares nothing with `cloud`.
 
 pub mod catalog;
+pub mod cli;
 pub mod cloud;
 pub mod content;
 pub mod fs;

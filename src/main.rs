@@ -1,1 +1,5 @@
-fn main() {}
+//! The `micloudfs` command; see `cli`.
+
+fn main() -> std::process::ExitCode {
+    micloudfs::cli::run()
+}

@@ -1,0 +1,193 @@
+//! The running mount: logging, the tokio runtime, the catalog listing, the FUSE session,
+//! and a clean unmount on SIGINT/SIGTERM.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use fuser::{Config, MountOption, Session};
+
+use super::account::Account;
+use super::mount::report;
+use crate::catalog::{Catalog, CatalogOptions};
+use crate::cloud::{ClientConfig, Credentials, GalleryApi, HttpGalleryClient};
+use crate::content::{ContentCache, ContentConfig};
+use crate::fs::GalleryFs;
+use crate::sim;
+use crate::view::{DateZone, View, ViewOptions};
+
+pub(crate) enum Source {
+    Account {
+        account: Account,
+        api_base: String,
+    },
+    /// The demo gallery, served by an emulator inside this process.
+    Demo,
+}
+
+pub(crate) struct DaemonPlan {
+    pub mountpoint: PathBuf,
+    pub cache_dir: PathBuf,
+    pub log_path: PathBuf,
+    pub source: Source,
+    pub zone: DateZone,
+    pub include_private: bool,
+    pub max_downloads: usize,
+    pub foreground: bool,
+    pub verbose: bool,
+}
+
+/// Runs the mount until it is unmounted. `pipe` is the parent's, when daemonized.
+pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), String> {
+    init_logging(plan.verbose);
+    match start(&plan) {
+        Ok((session, _rt, _sim, summary)) => {
+            report(pipe, Ok(&summary));
+            tracing::info!("{summary}");
+            let result = session.run();
+            tracing::info!(mountpoint = %plan.mountpoint.display(), "unmounted");
+            result.map_err(|e| format!("the FUSE session ended with an error: {e}"))
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            report(pipe, Err(&e));
+            Err(e)
+        }
+    }
+}
+
+type Started = (
+    Session<GalleryFs>,
+    tokio::runtime::Runtime,
+    Option<sim::SimHandle>,
+    String,
+);
+
+fn start(plan: &DaemonPlan) -> Result<Started, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .thread_name("micloudfs-io")
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+
+    let (api_base, credentials, demo) = match &plan.source {
+        Source::Account { account, api_base } => (api_base.clone(), account.credentials(), None),
+        Source::Demo => {
+            let handle = rt
+                .block_on(sim::start(
+                    sim::SimConfig::demo(),
+                    ([127, 0, 0, 1], 0).into(),
+                ))
+                .map_err(|e| format!("cannot start the demo gallery: {e}"))?;
+            let creds = Credentials {
+                user_id: sim::DEFAULT_USER_ID.to_string(),
+                pass_token: sim::DEFAULT_PASS_TOKEN.to_string(),
+            };
+            (handle.base_url(), creds, Some(handle))
+        }
+    };
+
+    let client: Arc<dyn GalleryApi> = Arc::new(
+        HttpGalleryClient::new(ClientConfig::new(&api_base, credentials))
+            .map_err(|e| e.to_string())?,
+    );
+    let catalog_opts = CatalogOptions {
+        include_private: plan.include_private,
+    };
+    tracing::info!(%api_base, "listing the gallery");
+    let catalog = rt
+        .block_on(Catalog::fetch(client.as_ref(), &catalog_opts))
+        .map_err(|e| format!("cannot list the gallery: {e}"))?;
+    let view = Arc::new(View::build(
+        &catalog.albums,
+        catalog.items.clone(),
+        &ViewOptions {
+            zone: plan.zone.clone(),
+            include_private: plan.include_private,
+        },
+    ));
+    let content = Arc::new(
+        ContentCache::open(
+            &ContentConfig {
+                cache_dir: plan.cache_dir.clone(),
+                max_downloads: plan.max_downloads,
+            },
+            client,
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    let fs = GalleryFs::new(view, content, rt.handle().clone());
+
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("micloudfs".into()),
+        MountOption::Subtype("micloudfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    config.n_threads = Some(2);
+    let mut session = Session::new(fs, &plan.mountpoint, &config).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (is fuse3 installed? apt-get install fuse3)"
+        } else {
+            ""
+        };
+        format!("cannot mount on {}: {e}{hint}", plan.mountpoint.display())
+    })?;
+
+    // SIGINT/SIGTERM: unmount; the session loop then returns and the process exits.
+    let mut unmounter = session.unmount_callable();
+    rt.spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        tracing::info!("signal received; unmounting");
+        if let Err(e) = unmounter.unmount() {
+            tracing::error!(error = %e, "unmount failed");
+        }
+    });
+
+    let gib = catalog.total_size() as f64 / (1u64 << 30) as f64;
+    let what = if demo.is_some() {
+        "the demo gallery"
+    } else {
+        "the gallery"
+    };
+    let log = if plan.foreground {
+        String::new()
+    } else {
+        format!("; log: {}", plan.log_path.display())
+    };
+    let summary = format!(
+        "mounted {what} at {}: {} items in {} albums, {gib:.2} GiB{log}",
+        plan.mountpoint.display(),
+        catalog.items.len(),
+        catalog.albums.len(),
+    );
+    Ok((session, rt, demo, summary))
+}
+
+fn init_logging(verbose: bool) {
+    let default = if verbose {
+        "micloudfs=debug,info"
+    } else {
+        "info"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MICLOUDFS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
