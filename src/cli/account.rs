@@ -50,6 +50,16 @@ pub struct Account {
     pub api_base: String,
 }
 
+impl std::fmt::Debug for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Account")
+            .field("user_id", &self.user_id)
+            .field("pass_token", &"<redacted>")
+            .field("api_base", &self.api_base)
+            .finish()
+    }
+}
+
 impl Account {
     pub fn credentials(&self) -> Credentials {
         Credentials {

@@ -1,0 +1,370 @@
+//! Test harness for end-to-end tests: a real `micloud-sim` process, a real `micloudfs`
+//! mount (FUSE, as the tests run as root with /dev/fuse), and helpers to compare what
+//! real tools see with the emulator's own manifest (`GET /_sim/items`).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sha1::{Digest, Sha1};
+
+pub const MICLOUDFS: &str = env!("CARGO_BIN_EXE_micloudfs");
+pub const SIM: &str = env!("CARGO_BIN_EXE_micloud-sim");
+
+/// A `micloud-sim` process on 127.0.0.1, killed on drop.
+pub struct Sim {
+    child: Child,
+    pub base_url: String,
+}
+
+impl Sim {
+    pub fn spawn(args: &[&str]) -> Sim {
+        let mut child = Command::new(SIM)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start micloud-sim");
+        let stdout = child.stdout.take().expect("sim stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("read the sim's first line");
+        let base_url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from micloud-sim: {line:?}"))
+            .to_string();
+        Sim { child, base_url }
+    }
+
+    pub fn get_json(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{}", self.base_url, path);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            reqwest::get(&url)
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+                .json()
+                .await
+                .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+        })
+    }
+
+    /// Every item of the emulator, as it says.
+    pub fn manifest(&self) -> Vec<SimItem> {
+        let v = self.get_json("/_sim/items");
+        let items = v
+            .as_array()
+            .or_else(|| v.get("items").and_then(|i| i.as_array()))
+            .expect("/_sim/items is a list");
+        items
+            .iter()
+            .map(|i| SimItem {
+                id: match &i["id"] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                album_id: match &i["albumId"] {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                },
+                file_name: i["fileName"].as_str().unwrap_or("").to_string(),
+                size: i["size"].as_u64().expect("size"),
+                sha1: i["sha1"].as_str().expect("sha1").to_string(),
+                date_taken_ms: i["dateTaken"].as_i64().expect("dateTaken"),
+            })
+            .collect()
+    }
+
+    pub fn stats(&self) -> serde_json::Value {
+        self.get_json("/_sim/stats")
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SimItem {
+    pub id: String,
+    pub album_id: String,
+    pub file_name: String,
+    pub size: u64,
+    pub sha1: String,
+    pub date_taken_ms: i64,
+}
+
+/// The items a default mount shows (the private album 1000 is hidden).
+pub fn visible(items: &[SimItem]) -> Vec<SimItem> {
+    items
+        .iter()
+        .filter(|i| i.album_id != "1000")
+        .cloned()
+        .collect()
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}:\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A mounted gallery, unmounted on drop.
+pub struct Mount {
+    pub dir: tempfile::TempDir,
+    pub mnt: PathBuf,
+    pub cache: PathBuf,
+    pub config: PathBuf,
+}
+
+impl Mount {
+    pub fn tempdirs() -> Mount {
+        require_fuse();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mnt = dir.path().join("mnt");
+        let cache = dir.path().join("cache");
+        let config = dir.path().join("config");
+        std::fs::create_dir_all(&mnt).unwrap();
+        Mount {
+            dir,
+            mnt,
+            cache,
+            config,
+        }
+    }
+
+    /// `login` against the emulator, then `mount` (daemonized) with `extra` flags.
+    pub fn of_sim(sim: &Sim, extra: &[&str]) -> Mount {
+        let m = Mount::tempdirs();
+        run_ok(
+            Command::new(MICLOUDFS)
+                .args([
+                    "login",
+                    "--user-id",
+                    "1234567890",
+                    "--pass-token",
+                    "V1:sim-pass-token",
+                    "--api-base",
+                    &sim.base_url,
+                    "--config-dir",
+                ])
+                .arg(&m.config),
+        );
+        m.mount(extra);
+        m
+    }
+
+    pub fn mount(&self, extra: &[&str]) {
+        run_ok(
+            Command::new(MICLOUDFS)
+                .arg("mount")
+                .arg(&self.mnt)
+                .arg("--config-dir")
+                .arg(&self.config)
+                .arg("--cache-dir")
+                .arg(&self.cache)
+                .args(extra),
+        );
+        assert!(
+            is_mounted(&self.mnt),
+            "mount returned but {} is not mounted",
+            self.mnt.display()
+        );
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.mnt.join(rel)
+    }
+
+    pub fn unmount(&self) {
+        if is_mounted(&self.mnt) {
+            run_ok(Command::new(MICLOUDFS).arg("unmount").arg(&self.mnt));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.cache.join("micloudfs.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if is_mounted(&self.mnt) {
+            let _ = Command::new(MICLOUDFS)
+                .arg("unmount")
+                .arg(&self.mnt)
+                .output();
+            if is_mounted(&self.mnt) {
+                let _ = Command::new(MICLOUDFS)
+                    .args(["unmount", "--lazy"])
+                    .arg(&self.mnt)
+                    .output();
+            }
+        }
+    }
+}
+
+pub fn is_mounted(path: &Path) -> bool {
+    let target = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts.lines().any(|l| {
+        l.split_whitespace()
+            .nth(1)
+            .map(|p| Path::new(&p.replace("\\040", " ")) == target)
+            .unwrap_or(false)
+    })
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// FUSE tests run for real: fail loudly (never skip) when the machine cannot mount.
+pub fn require_fuse() {
+    assert!(
+        Path::new("/dev/fuse").exists(),
+        "/dev/fuse is missing: these tests mount a real FUSE file system (run scripts/test.sh, \
+         which installs fuse3, as root on a machine with FUSE)"
+    );
+    let found = ["fusermount3", "fusermount"].iter().any(|t| {
+        Command::new(t)
+            .arg("-V")
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    });
+    assert!(
+        found,
+        "fusermount3 is missing: apt-get install -y fuse3 (scripts/test.sh does it)"
+    );
+}
+
+/// What one file under a tree is: (relative path, size, sha1 hex, mtime ms).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileFacts {
+    pub size: u64,
+    pub sha1: String,
+    pub mtime_ms: i64,
+}
+
+pub fn sha1_file(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    hex::encode(Sha1::digest(&bytes))
+}
+
+/// Every regular file below `root` except `SHA1SUMS` files, by relative path.
+pub fn walk(root: &Path) -> BTreeMap<String, FileFacts> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in
+            std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("readdir {}: {e}", dir.display()))
+        {
+            let e = e.unwrap();
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.is_dir() {
+                stack.push(p);
+            } else if p.file_name().unwrap() != "SHA1SUMS" {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                let mtime_ms = m.mtime() * 1000 + m.mtime_nsec() / 1_000_000;
+                out.insert(
+                    rel,
+                    FileFacts {
+                        size: m.len(),
+                        sha1: sha1_file(&p),
+                        mtime_ms,
+                    },
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Asserts that `files` hold every item exactly once: the multisets of (sha1, size) agree
+/// and, when `check_mtime`, every file's mtime is its item's dateTaken.
+pub fn assert_same_items(
+    files: &BTreeMap<String, FileFacts>,
+    items: &[SimItem],
+    check_mtime: bool,
+) {
+    let mut want: Vec<(String, u64, i64)> = items
+        .iter()
+        .map(|i| {
+            (
+                i.sha1.clone(),
+                i.size,
+                if check_mtime { i.date_taken_ms } else { 0 },
+            )
+        })
+        .collect();
+    let mut got: Vec<(String, u64, i64)> = files
+        .values()
+        .map(|f| {
+            (
+                f.sha1.clone(),
+                f.size,
+                if check_mtime { f.mtime_ms } else { 0 },
+            )
+        })
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got.len(), want.len(), "file count differs from item count");
+    assert_eq!(got, want, "files and items differ (sha1, size, mtime)");
+}
+
+/// `user.micloud.id` of a file in the mount.
+pub fn xattr_id(path: &Path) -> String {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let name = std::ffi::CString::new("user.micloud.id").unwrap();
+    let mut buf = vec![0u8; 64];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let n = unsafe {
+        libc::getxattr(
+            c.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr() as *mut _,
+            buf.len(),
+        )
+    };
+    assert!(
+        n > 0,
+        "getxattr {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    buf.truncate(n as usize);
+    String::from_utf8(buf).unwrap()
+}

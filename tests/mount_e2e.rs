@@ -1,0 +1,266 @@
+//! End-to-end: the real `micloudfs` mounted on the real emulator, driven with rsync, cp,
+//! sha1sum, stat, touch, mkdir, rm and mv.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// The copy checks shared by `albums/` and `by-date/`.
+fn copy_and_verify(view: &str) {
+    let sim = Sim::spawn(&["--seed", "7"]);
+    let items = visible(&sim.manifest());
+    assert!(
+        items.len() >= 30,
+        "the generated gallery is too small to test much"
+    );
+    let m = Mount::of_sim(&sim, &[]);
+    let src = m.path(view);
+
+    // Through the mount itself: exactly once per item id, exact sizes and mtimes.
+    let in_mount = walk(&src);
+    let mut ids: Vec<String> = in_mount
+        .keys()
+        .map(|rel| xattr_id(&src.join(rel)))
+        .collect();
+    let unique: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "an item appears twice under {view}"
+    );
+    ids.sort();
+    let mut want_ids: Vec<String> = items.iter().map(|i| i.id.clone()).collect();
+    want_ids.sort();
+    assert_eq!(
+        ids, want_ids,
+        "the ids under {view} are not the emulator's items"
+    );
+    assert_same_items(&in_mount, &items, true);
+
+    // rsync -a: byte-exact copy with mtimes; SHA1SUMS verifies it.
+    let copy = m.dir.path().join("rsync-copy");
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", src.display()))
+            .arg(&copy),
+    );
+    let copied = walk(&copy);
+    assert_eq!(
+        copied.keys().collect::<Vec<_>>(),
+        in_mount.keys().collect::<Vec<_>>()
+    );
+    assert_same_items(&copied, &items, true);
+    let check = run_ok(
+        Command::new("sha1sum")
+            .args(["-c", "--quiet", "SHA1SUMS"])
+            .current_dir(&copy),
+    );
+    assert!(
+        check.stdout.is_empty(),
+        "sha1sum -c complained: {}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let listed = std::fs::read_to_string(copy.join("SHA1SUMS"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(listed, items.len(), "SHA1SUMS must list every file once");
+
+    // A second rsync transfers nothing.
+    let again = run_ok(
+        Command::new("rsync")
+            .args(["-a", "--itemize-changes"])
+            .arg(format!("{}/", src.display()))
+            .arg(&copy),
+    );
+    assert!(
+        again.stdout.is_empty(),
+        "second rsync transferred: {}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+
+    // cp -r: the same bytes (cp does not keep mtimes, so only content and size).
+    let cp_copy = m.dir.path().join("cp-copy");
+    run_ok(Command::new("cp").arg("-r").arg(&src).arg(&cp_copy));
+    assert_same_items(&walk(&cp_copy), &items, false);
+    run_ok(
+        Command::new("sha1sum")
+            .args(["-c", "--quiet", "SHA1SUMS"])
+            .current_dir(&cp_copy),
+    );
+
+    // stat through the mount agrees with the listing for one file.
+    let (rel, facts) = in_mount.iter().next().unwrap();
+    let out = run_ok(
+        Command::new("stat")
+            .args(["-c", "%s %Y"])
+            .arg(src.join(rel)),
+    );
+    let want = format!("{} {}", facts.size, facts.mtime_ms.div_euclid(1000));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), want);
+
+    m.unmount();
+    assert!(!is_mounted(&m.mnt));
+}
+
+#[test]
+fn rsync_and_cp_of_albums_copy_every_item_exactly_once() {
+    copy_and_verify("albums");
+}
+
+#[test]
+fn rsync_and_cp_of_by_date_copy_every_item_exactly_once() {
+    copy_and_verify("by-date");
+}
+
+#[test]
+fn a_copy_longer_than_the_token_lifetime_completes() {
+    let sim = Sim::spawn(&["--seed", "11", "--token-ttl", "5"]);
+    let items = visible(&sim.manifest());
+    let total: u64 = items.iter().map(|i| i.size).sum();
+    let m = Mount::of_sim(&sim, &[]);
+    // Throttle rsync so the copy takes about 9 s, well past the 5 s token lifetime.
+    let kib_per_s = (total / 1024 / 9).max(1);
+    let copy = m.dir.path().join("copy");
+    let start = Instant::now();
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("--bwlimit={kib_per_s}"))
+            .arg(format!("{}/", m.path("albums").display()))
+            .arg(&copy),
+    );
+    let took = start.elapsed();
+    assert!(
+        took > Duration::from_secs(6),
+        "the copy took only {took:?}: the test proves nothing"
+    );
+    assert_same_items(&walk(&copy), &items, true);
+    run_ok(
+        Command::new("sha1sum")
+            .args(["-c", "--quiet", "SHA1SUMS"])
+            .current_dir(&copy),
+    );
+    let stats = sim.stats();
+    let exchanges = stats["token_exchanges"].as_u64().expect("token_exchanges");
+    assert!(
+        exchanges >= 2,
+        "the token never expired during the copy: {stats}"
+    );
+    // One exchange per expiry, not one per request.
+    let limit = 2 + took.as_secs() / 5 + 1;
+    assert!(
+        exchanges <= limit,
+        "{exchanges} exchanges in {took:?}: {stats}"
+    );
+}
+
+#[test]
+fn every_write_fails_with_erofs() {
+    let sim = Sim::spawn(&["--seed", "3", "--items", "30"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let albums = m.path("albums");
+    let camera = albums.join("Camera");
+    let existing = std::fs::read_dir(&camera)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .next()
+        .expect("Camera has files");
+    let erofs = |what: &str, r: std::io::Result<()>| {
+        let e = r.expect_err(&format!("{what} succeeded on a read-only mount"));
+        assert_eq!(e.raw_os_error(), Some(libc::EROFS), "{what}: {e}");
+    };
+    erofs(
+        "create",
+        std::fs::write(camera.join("new.jpg"), b"x").map(drop),
+    );
+    erofs("mkdir", std::fs::create_dir(albums.join("New album")));
+    erofs("unlink", std::fs::remove_file(&existing));
+    erofs(
+        "rename",
+        std::fs::rename(&existing, camera.join("renamed.jpg")),
+    );
+    erofs(
+        "write",
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&existing)
+            .map(drop),
+    );
+    erofs("rmdir", std::fs::remove_dir(&camera));
+
+    // And the same through the real tools, which must report the read-only file system.
+    for (tool, args) in [
+        ("touch", vec![existing.clone()]),
+        ("touch", vec![camera.join("new-file")]),
+        ("mkdir", vec![albums.join("dir")]),
+        ("rm", vec![existing.clone()]),
+        ("mv", vec![existing.clone(), camera.join("moved.jpg")]),
+        (
+            "sh",
+            vec![
+                "-c".into(),
+                format!("echo data >> '{}'", existing.display()).into(),
+            ],
+        ),
+    ] {
+        let out = run(Command::new(tool).args(&args));
+        assert!(!out.status.success(), "{tool} {args:?} succeeded");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Read-only file system"), "{tool}: {err}");
+    }
+    // Nothing changed.
+    assert!(existing.exists());
+    assert!(!camera.join("moved.jpg").exists());
+}
+
+#[test]
+fn sigterm_unmounts_a_foreground_mount_cleanly() {
+    let sim = Sim::spawn(&["--seed", "5", "--items", "30"]);
+    let m = Mount::of_sim(&sim, &[]);
+    m.unmount();
+    let mut child = Command::new(MICLOUDFS)
+        .arg("mount")
+        .arg(&m.mnt)
+        .arg("--config-dir")
+        .arg(&m.config)
+        .arg("--cache-dir")
+        .arg(&m.cache)
+        .arg("-f")
+        .spawn()
+        .unwrap();
+    wait_until("the foreground mount", Duration::from_secs(30), || {
+        is_mounted(&m.mnt)
+    });
+    assert!(m.path("albums/SHA1SUMS").exists());
+    // SAFETY: sending a signal to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "foreground mount exited with {status}");
+    assert!(!is_mounted(&m.mnt));
+}
+
+#[test]
+fn cached_files_are_served_after_a_remount_without_new_downloads() {
+    let sim = Sim::spawn(&["--seed", "9", "--items", "30"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let first = walk(&m.path("albums"));
+    let downloads = sim.stats()["downloads"].as_u64().unwrap();
+    m.unmount();
+    m.mount(&[]);
+    let second = walk(&m.path("albums"));
+    assert_eq!(
+        first, second,
+        "names, sizes, mtimes or bytes changed across a remount"
+    );
+    assert_eq!(
+        sim.stats()["downloads"].as_u64().unwrap(),
+        downloads,
+        "the cache was not used"
+    );
+}
