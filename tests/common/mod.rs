@@ -50,12 +50,14 @@ impl Sim {
             .build()
             .unwrap();
         rt.block_on(async {
-            reqwest::get(&url)
+            let body = reqwest::get(&url)
                 .await
                 .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-                .json()
+                .text()
                 .await
-                .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+            serde_json::from_str(&body)
+                .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}: {body}"))
         })
     }
 
