@@ -90,7 +90,10 @@ mod tests {
         let shanghai = DateZone::Named(chrono_tz::Asia::Shanghai);
         let ms = 1_719_777_600_000; // 2024-06-30T20:00:00Z
         assert_eq!(zone_month(ms, &shanghai), Some((2024, 7)));
-        assert_eq!(zone_month(ms, &DateZone::Named(chrono_tz::UTC)), Some((2024, 6)));
+        assert_eq!(
+            zone_month(ms, &DateZone::Named(chrono_tz::UTC)),
+            Some((2024, 6))
+        );
         assert_eq!(zone_month(i64::MAX, &shanghai), None);
         assert_eq!(zone_month(-70_000_000_000_000, &shanghai), None); // year -248
     }

@@ -73,8 +73,7 @@ pub fn mime_extension(mime: &str) -> Option<&'static str> {
 /// The safe (not yet unique, not yet length-limited) name of a file: the sanitized
 /// `file_name`, or `<id><ext from mime>` when that is unusable.
 pub fn file_base_name(file_name: &str, id: u64, mime: &str) -> String {
-    sanitize(file_name)
-        .unwrap_or_else(|| format!("{id}{}", mime_extension(mime).unwrap_or("")))
+    sanitize(file_name).unwrap_or_else(|| format!("{id}{}", mime_extension(mime).unwrap_or("")))
 }
 
 /// The safe (not yet unique) name of an album directory: the sanitized name, or `Album <id>`.
@@ -208,7 +207,10 @@ mod tests {
         assert_eq!(sanitize("a\nb\tc\u{1}d\0e").as_deref(), Some("a_b_c_d_e"));
         assert_eq!(sanitize("x\u{7f}\u{80}\u{9f}y").as_deref(), Some("x___y"));
         assert_eq!(sanitize("\n").as_deref(), Some("_"));
-        assert_eq!(sanitize("ünï cödé\\ name.jpg").as_deref(), Some("ünï cödé\\ name.jpg"));
+        assert_eq!(
+            sanitize("ünï cödé\\ name.jpg").as_deref(),
+            Some("ünï cödé\\ name.jpg")
+        );
         // U+00A0 is not a control character and not ASCII whitespace, but it is whitespace.
         assert_eq!(sanitize("\u{a0}"), None);
         for bad in ["", ".", "..", " ", "  \u{3000} "] {

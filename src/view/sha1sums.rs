@@ -79,10 +79,16 @@ mod tests {
     #[test]
     fn plain_and_escaped_lines() {
         let h = "ab".repeat(20);
-        assert_eq!(line(&["Camera", "a b.jpg"]), format!("{h}  Camera/a b.jpg\n"));
+        assert_eq!(
+            line(&["Camera", "a b.jpg"]),
+            format!("{h}  Camera/a b.jpg\n")
+        );
         assert_eq!(line(&["C", "a\\b.jpg"]), format!("\\{h}  C/a\\\\b.jpg\n"));
         assert_eq!(line(&["C\\D", "x"]), format!("\\{h}  C\\\\D/x\n"));
         assert_eq!(line(&["C", "a\nb"]), format!("\\{h}  C/a\\nb\n"));
-        assert_eq!(line(&["2024", "06", "é.jpg"]), format!("{h}  2024/06/é.jpg\n"));
+        assert_eq!(
+            line(&["2024", "06", "é.jpg"]),
+            format!("{h}  2024/06/é.jpg\n")
+        );
     }
 }

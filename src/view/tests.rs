@@ -117,7 +117,11 @@ fn check_invariants(v: &View) {
             assert!(is_valid_name(&n.name), "bad name {:?}", n.name);
             assert!(folded.insert(n.name.to_lowercase()), "dup {:?}", n.name);
             if let Some(p) = prev {
-                assert!(p.as_bytes() < n.name.as_bytes(), "unsorted {p:?} {:?}", n.name);
+                assert!(
+                    p.as_bytes() < n.name.as_bytes(),
+                    "unsorted {p:?} {:?}",
+                    n.name
+                );
             }
             prev = Some(&n.name);
             assert_eq!(v.lookup(dir, &n.name).unwrap().ino, k);
@@ -141,13 +145,38 @@ fn check_invariants(v: &View) {
 }
 
 #[test]
+fn view_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<View>();
+    // SHA1SUMS asked for from several threads at once: one content, the exact size.
+    let v = build(
+        &[],
+        vec![item(1, 1, "a.jpg", 1, JUNE), item(2, 2, "b\\.jpg", 2, JUNE)],
+    );
+    let ino = resolve(&v, "albums/SHA1SUMS").unwrap();
+    let got: Vec<Arc<[u8]>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(|| v.sha1sums(ino).unwrap()))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for g in &got {
+        assert!(Arc::ptr_eq(g, &got[0]));
+    }
+    assert_eq!(got[0].len() as u64, v.node(ino).unwrap().size);
+}
+
+#[test]
 fn root_has_albums_and_by_date_only() {
     let v = build(&[], vec![]);
     assert_eq!(names(&v, ""), vec!["albums", "by-date"]);
     assert_eq!(names(&v, "albums"), vec!["SHA1SUMS"]);
     assert_eq!(names(&v, "by-date"), vec!["SHA1SUMS"]);
     assert_eq!(v.node(ROOT_INO).unwrap().parent, ROOT_INO);
-    assert!(v.lookup(ROOT_INO, "Albums").is_none(), "lookup is case-sensitive");
+    assert!(
+        v.lookup(ROOT_INO, "Albums").is_none(),
+        "lookup is case-sensitive"
+    );
     assert!(v.lookup(v.albums_ino(), "SHA1SUMS").is_some());
     let sums = v.lookup(v.albums_ino(), "SHA1SUMS").unwrap();
     assert!(v.children(sums.ino).is_none());
@@ -173,15 +202,24 @@ fn duplicates_in_one_album() {
     let f = files(&v);
     let id_at = |p: &str| f[p].3;
     assert_eq!(id_at("albums/Camera/IMG_1.jpg"), 100_000_000_000_000_001);
-    assert_eq!(id_at("albums/Camera/IMG_1~000002.jpg"), 200_000_000_000_000_002);
-    assert_eq!(id_at("albums/Camera/IMG_1~000003.jpg"), 300_000_000_000_000_003);
+    assert_eq!(
+        id_at("albums/Camera/IMG_1~000002.jpg"),
+        200_000_000_000_000_002
+    );
+    assert_eq!(
+        id_at("albums/Camera/IMG_1~000003.jpg"),
+        300_000_000_000_000_003
+    );
     assert_eq!(
         id_at("albums/Camera/IMG_1~400000000000000002.jpg"),
         400_000_000_000_000_002
     );
     // Same names under by-date (all four in 2024/06).
     assert_eq!(id_at("by-date/2024/06/IMG_1.jpg"), 100_000_000_000_000_001);
-    assert_eq!(id_at("by-date/2024/06/IMG_1~000002.jpg"), 200_000_000_000_000_002);
+    assert_eq!(
+        id_at("by-date/2024/06/IMG_1~000002.jpg"),
+        200_000_000_000_000_002
+    );
     assert_eq!(f.len(), 8);
 }
 
@@ -225,7 +263,9 @@ fn case_only_collisions() {
     assert_eq!(f["albums/Camera/STRASSE.jpg"].3, 555_555);
     assert_eq!(f["albums/Camera/ÄRGER.jpg"].3, 666_666);
     assert_eq!(f["albums/Camera/ärger~777777.jpg"].3, 777_777);
-    assert!(v.lookup(resolve(&v, "albums/Camera").unwrap(), "img.jpg").is_none());
+    assert!(v
+        .lookup(resolve(&v, "albums/Camera").unwrap(), "img.jpg")
+        .is_none());
 }
 
 #[test]
@@ -287,8 +327,14 @@ fn long_utf8_names_fit_255_bytes() {
         vec![
             item(123_456_789_012, 1, &long, 1, JUNE),
             item(999_456_789_012, 1, &long, 2, JUNE),
-            item(555_000_000_000, 1, &format!("{}.jpeg", "x本".repeat(70)), 3, JUNE), // mixed widths
-            item(555_000_000_001, 1, &"é".repeat(200), 4, JUNE),       // no extension
+            item(
+                555_000_000_000,
+                1,
+                &format!("{}.jpeg", "x本".repeat(70)),
+                3,
+                JUNE,
+            ), // mixed widths
+            item(555_000_000_001, 1, &"é".repeat(200), 4, JUNE), // no extension
         ],
     );
     let n = names(&v, "albums/Camera");
@@ -308,7 +354,9 @@ fn long_utf8_names_fit_255_bytes() {
     assert!(long.starts_with(&suffixed[..suffixed.len() - "~789012.jpeg".len()]));
     // 250 bytes of room for the stem: 62 "x本" pairs (248) and one more "x" (249).
     assert!(n.iter().any(|s| s.len() == 254 && s.ends_with("本x.jpeg")));
-    assert!(n.iter().any(|s| s.len() == 254 && s.chars().all(|c| c == 'é')));
+    assert!(n
+        .iter()
+        .any(|s| s.len() == 254 && s.chars().all(|c| c == 'é')));
 }
 
 #[test]
@@ -339,7 +387,13 @@ fn adding_items_never_renames() {
     assert_eq!(fa["albums/Screenshots/d.png"].3, 23);
     assert_eq!(fa["by-date/2024/06/A~20.JPG"].3, 20);
     // Directories keep their inodes too.
-    for p in ["albums", "albums/Camera", "albums/Trip", "by-date/2024/06", "by-date"] {
+    for p in [
+        "albums",
+        "albums/Camera",
+        "albums/Trip",
+        "by-date/2024/06",
+        "by-date",
+    ] {
         assert_eq!(resolve(&before, p), resolve(&after, p), "{p}");
     }
 }
@@ -383,10 +437,7 @@ fn inodes_stable_across_shuffled_input() {
             .collect()
     };
     assert_eq!(all(&a), all(&b));
-    assert_eq!(
-        v_sums(&a, "albums/SHA1SUMS"),
-        v_sums(&b, "albums/SHA1SUMS")
-    );
+    assert_eq!(v_sums(&a, "albums/SHA1SUMS"), v_sums(&b, "albums/SHA1SUMS"));
     // An album called "camera" after the system album Camera.
     assert_eq!(names(&a, "albums")[..3], ["Album 77", "Camera", "SHA1SUMS"]);
     assert!(names(&a, "albums").contains(&"camera~5".to_owned()));
@@ -418,7 +469,11 @@ fn every_item_exactly_once_per_tree() {
             zone: DateZone::Named(chrono_tz::Europe::Berlin),
             include_private,
         };
-        let v = View::build(&[album(USER_ALBUM, Some("Trip"))], items.clone().into(), &opts);
+        let v = View::build(
+            &[album(USER_ALBUM, Some("Trip"))],
+            items.clone().into(),
+            &opts,
+        );
         check_invariants(&v);
         let f = files(&v);
         let mut under_albums: HashMap<u64, usize> = HashMap::new();
@@ -483,7 +538,10 @@ fn private_album_hidden_and_shown() {
     };
     let shown = View::build(&albums, items.into(), &opts);
     check_invariants(&shown);
-    assert_eq!(names(&shown, "albums"), vec!["Camera", "Private", "SHA1SUMS"]);
+    assert_eq!(
+        names(&shown, "albums"),
+        vec!["Camera", "Private", "SHA1SUMS"]
+    );
     assert_eq!(names(&shown, "albums/Private"), vec!["secret.jpg"]);
     assert_eq!(names(&shown, "by-date/2024/06"), vec!["secret.jpg"]);
     assert!(v_sums(&shown, "albums/SHA1SUMS").contains("  Private/secret.jpg\n"));
@@ -580,18 +638,28 @@ fn by_date_from_exif_or_zone() {
     };
     let v = View::build(&[], items.clone().into(), &shanghai);
     check_invariants(&v);
-    assert_eq!(names(&v, "by-date"), vec!["1970", "2019", "2024", "SHA1SUMS"]);
+    assert_eq!(
+        names(&v, "by-date"),
+        vec!["1970", "2019", "2024", "SHA1SUMS"]
+    );
     assert_eq!(names(&v, "by-date/2019"), vec!["12"]);
     assert_eq!(names(&v, "by-date/2019/12"), vec!["exif.jpg"]);
     assert_eq!(names(&v, "by-date/2024"), vec!["07"]);
-    assert_eq!(names(&v, "by-date/2024/07"), vec!["badexif.jpg", "plain.jpg"]);
+    assert_eq!(
+        names(&v, "by-date/2024/07"),
+        vec!["badexif.jpg", "plain.jpg"]
+    );
     assert_eq!(names(&v, "by-date/1970/01"), vec!["nodate.jpg"]);
 
     let v = build(&[], items); // UTC
     assert_eq!(names(&v, "by-date/2024"), vec!["06"]);
     assert_eq!(names(&v, "by-date/2019/12"), vec!["exif.jpg"]);
     // The local zone works too (whatever it is here).
-    let local = View::build(&[], vec![item(9, 1, "l.jpg", 1, JUNE)].into(), &ViewOptions::default());
+    let local = View::build(
+        &[],
+        vec![item(9, 1, "l.jpg", 1, JUNE)].into(),
+        &ViewOptions::default(),
+    );
     assert_eq!(names(&local, "by-date/2024"), vec!["06"]);
 }
 
@@ -603,9 +671,9 @@ fn no_empty_month_dirs_and_dir_mtimes() {
     let v = build(
         &albums,
         vec![
-            item(1, 1, "jan.jpg", 1, 1_704_110_400_000),           // 2024-01-01T12:00Z
-            item(2, 1, "mar.jpg", 2, 1_709_294_400_000),           // 2024-03-01T12:00Z
-            item(3, 1, "mar2.jpg", 3, 1_709_294_400_000 + day),    // 2024-03-02
+            item(1, 1, "jan.jpg", 1, 1_704_110_400_000), // 2024-01-01T12:00Z
+            item(2, 1, "mar.jpg", 2, 1_709_294_400_000), // 2024-03-01T12:00Z
+            item(3, 1, "mar2.jpg", 3, 1_709_294_400_000 + day), // 2024-03-02
             item(4, 1, "2026.jpg", 4, 1_704_110_400_000 + 730 * day), // 2025-12-31
         ],
     );
@@ -619,7 +687,14 @@ fn no_empty_month_dirs_and_dir_mtimes() {
     assert_eq!(mtime("albums/Empty"), 42_000);
     assert!(names(&v, "albums/Empty").is_empty());
     let newest = 1_704_110_400_000 + 730 * day;
-    for p in ["", "albums", "albums/Camera", "by-date", "by-date/2025", "albums/SHA1SUMS"] {
+    for p in [
+        "",
+        "albums",
+        "albums/Camera",
+        "by-date",
+        "by-date/2025",
+        "albums/SHA1SUMS",
+    ] {
         assert_eq!(mtime(p), newest, "{p:?}");
     }
 }
@@ -662,7 +737,9 @@ fn sha1sums_content_and_size() {
     assert_eq!(lines[1], format!("\\{}  2024/06/b\\\\c.jpg", hex(3)));
     assert_eq!(lines[4], format!("{}  2024/06/z.jpg", hex(1)));
     assert_eq!(
-        v.node(resolve(&v, "by-date/SHA1SUMS").unwrap()).unwrap().size,
+        v.node(resolve(&v, "by-date/SHA1SUMS").unwrap())
+            .unwrap()
+            .size,
         by_date.len() as u64
     );
     // Every line's path resolves to a file with that sha1.
@@ -689,14 +766,23 @@ fn sha1sums_sorted_by_path_bytes_at_scale() {
             item(
                 i + 1,
                 100 + i % 13,
-                &format!("{}{}.jpg", ["a", "A", "a b", "a-", "a.", "ä"][(i % 6) as usize], i % 17),
+                &format!(
+                    "{}{}.jpg",
+                    ["a", "A", "a b", "a-", "a.", "ä"][(i % 6) as usize],
+                    i % 17
+                ),
                 i as i64,
                 JUNE + (i as i64 % 400) * 86_400_000,
             )
         })
         .collect();
     let albums: Vec<Album> = (0..13u64)
-        .map(|i| album(100 + i, Some(["x", "x y", "x-", "x.", "X", "xx"][(i % 6) as usize])))
+        .map(|i| {
+            album(
+                100 + i,
+                Some(["x", "x y", "x-", "x.", "X", "xx"][(i % 6) as usize]),
+            )
+        })
         .collect();
     let v = build(&albums, items);
     for top in ["albums", "by-date"] {
@@ -729,12 +815,30 @@ fn big_catalog(n: u64) -> (Vec<Album>, Vec<Item>) {
     (albums, items)
 }
 
+/// The resident set size of this process in KiB (0 where /proc is missing).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 fn build_big(n: u64) {
     let (albums, items) = big_catalog(n);
     let items: Arc<[Item]> = items.into();
+    let rss_before = rss_kib();
     let t = Instant::now();
     let v = View::build(&albums, Arc::clone(&items), &utc());
     let built = t.elapsed();
+    // Informational (other tests run in parallel threads): run this test alone to measure.
+    eprintln!(
+        "{n} items: view holds ~{} MiB (RSS delta)",
+        rss_kib().saturating_sub(rss_before) / 1024
+    );
     let t = Instant::now();
     let sums = v.sha1sums(resolve(&v, "albums/SHA1SUMS").unwrap()).unwrap();
     eprintln!(
