@@ -900,3 +900,58 @@ proptest! {
         check_invariants(&v);
     }
 }
+
+/// Materializes a view (with real content per item) in a temp dir and runs GNU `sha1sum -c` on
+/// both SHA1SUMS files, as a user would on a backup. Skipped where `sha1sum` is missing.
+#[test]
+fn gnu_sha1sum_accepts_sha1sums() {
+    use sha1::{Digest, Sha1};
+    let names = [
+        "a.jpg",
+        "back\\slash.jpg",
+        "spa ce.jpg",
+        "ünï.jpg",
+        "a.jpg",
+        "\\",
+        "x\ny",
+    ];
+    let items: Vec<Item> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut it = item(i as u64 + 1, [1, 2, USER_ALBUM][i % 3], n, i as i64, JUNE);
+            it.sha1 = Sha1Digest(Sha1::digest(format!("content {i}")).into());
+            it
+        })
+        .collect();
+    let v = build(&[album(USER_ALBUM, Some("Al\\bum"))], items);
+    let tmp = tempfile::tempdir().unwrap();
+    for (path, (ino, ..)) in files(&v) {
+        let i = match v.node(ino).unwrap().kind {
+            NodeKind::File(i) => i,
+            _ => unreachable!(),
+        };
+        let p = tmp.path().join(&path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, format!("content {i}")).unwrap();
+    }
+    for top in ["albums", "by-date"] {
+        let bytes = v.sha1sums(resolve(&v, &format!("{top}/SHA1SUMS")).unwrap());
+        std::fs::write(tmp.path().join(top).join("SHA1SUMS"), &*bytes.unwrap()).unwrap();
+        let out = match std::process::Command::new("sha1sum")
+            .args(["-c", "--strict", "SHA1SUMS"])
+            .current_dir(tmp.path().join(top))
+            .output()
+        {
+            Ok(out) => out,
+            Err(_) => return, // no sha1sum here
+        };
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{top}: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(stdout.matches(": OK").count(), names.len(), "{stdout}");
+    }
+}
