@@ -1,13 +1,72 @@
 //! The directory tree shown by the mount, computed from the catalog. Pure: no I/O, no FUSE.
-//! (HELPER: replace this doc with the real design notes and numbers.)
+//!
+//! ```text
+//! /                                 ino 1: exactly `albums` and `by-date`
+//! /albums/<album>/<file>            every visible item once, in the directory of its album
+//! /albums/SHA1SUMS                  "<sha1>  <album>/<file>\n" per file, sorted by path bytes
+//! /by-date/<YYYY>/<MM>/<file>       every visible item once, by capture month (see `dates`)
+//! /by-date/SHA1SUMS                 "<sha1>  <YYYY>/<MM>/<file>\n", sorted
+//! ```
+//!
+//! **Albums.** Album directories are named `Camera`/`Screenshots`/`Private` for the system
+//! albums 1/2/1000, else from the album's name (made safe; `Album <id>` when it has none).
+//! Items whose album is not in the album list get an `Album <id>` directory of their own
+//! (never dropped), empty albums an empty directory. The private album 1000 and its items
+//! appear only with `include_private`, and then also under `by-date/`. Album names are claimed
+//! system albums first (by id), then the others by id; `SHA1SUMS` is reserved.
+//!
+//! **Names** are safe, unique case-insensitively, ≤ 255 bytes and stable: see [`naming`].
+//! Files of one directory are named in upload order `(create_time_ms, id)`, so a later upload
+//! never renames an existing file.
+//!
+//! **Inodes** are hashes of stable keys (the item id, the album id, the by-date path): see
+//! [`ino`]. Same catalog, same inodes, whatever the input order; a refresh keeps them.
+//!
+//! **Attributes.** A file's size is `item.size` and its mtime `date_taken_ms`; a directory's
+//! size is 0 and its mtime the max of everything below it (an empty album: its
+//! `last_update_ms`; an empty top-level directory: 0). A `SHA1SUMS` has the exact byte length of
+//! its content (computed at build time from the line lengths, see [`sha1sums`]) and the max
+//! mtime of its files.
+//!
+//! **SHA1SUMS bytes are generated lazily**, on the first `sha1sums()` call, then kept in a
+//! `OnceLock<Arc<[u8]>>`: a line is ~85 bytes, so with 100 000 items each file is ~8.5 MB that
+//! most mounts never read; building both eagerly would add ~17 MB and ~75 ms to every
+//! (re)build. Generating one is a walk of the tree: ~40 ms in release for 100 000 items.
+//!
+//! **Memory and time.** Nodes live in one `Vec<Node>` (72 bytes + the name's heap block each;
+//! two nodes per item), found by inode through a map that uses the (already uniform) inode as
+//! its hash; each directory has a `Box<[Ino]>` of children sorted by name bytes, which `lookup`
+//! binary searches. No per-item paths are stored. Measured by the `build_100k_items` test on
+//! the 2-core dev machine: building 100 000 items takes ~0.26 s in release (~1.1 s in debug),
+//! mostly two SHA-1 inode hashes, two names and one capture-month conversion per item, and
+//! grows the process RSS by ~33 MiB (build temporaries included).
 
-use std::sync::Arc;
+pub mod dates;
+pub mod ino;
+pub mod naming;
+pub mod sha1sums;
 
-use crate::model::{Album, Item};
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use crate::model::{Album, AlbumId, Item};
+
+use self::ino::{InoAllocator, InoMap};
+use self::naming::DirNames;
 
 /// A FUSE inode number. 1 is the root.
 pub type Ino = u64;
 pub const ROOT_INO: Ino = 1;
+
+/// The name of the generated checksum file at the top of `albums/` and `by-date/`.
+pub const SHA1SUMS_NAME: &str = "SHA1SUMS";
+/// The root's two directories.
+pub const ALBUMS_DIR: &str = "albums";
+pub const BY_DATE_DIR: &str = "by-date";
 
 /// The zone used to bucket items without `exifInfo.dateTime` into `by-date/<YYYY>/<MM>`.
 #[derive(Clone, Debug, Default)]
@@ -21,7 +80,8 @@ pub enum DateZone {
 #[derive(Clone, Debug, Default)]
 pub struct ViewOptions {
     pub zone: DateZone,
-    /// Show album 1000 (the private album) under `albums/Private`.
+    /// Show album 1000 (the private album) under `albums/Private`, and its items under
+    /// `by-date/`. Without it, its items appear nowhere.
     pub include_private: bool,
 }
 
@@ -37,6 +97,7 @@ pub enum NodeKind {
 #[derive(Clone, Debug)]
 pub struct Node {
     pub ino: Ino,
+    /// The parent directory (the root is its own parent).
     pub parent: Ino,
     /// The safe, unique name in its parent directory (the root's name is "").
     pub name: String,
@@ -47,33 +108,440 @@ pub struct Node {
     pub mtime_ms: i64,
 }
 
+/// A generated `SHA1SUMS` file: which directory it lists, and its bytes once asked for.
+#[derive(Debug)]
+struct SumsFile {
+    ino: Ino,
+    dir: Ino,
+    len: u64,
+    bytes: OnceLock<Arc<[u8]>>,
+}
+
+/// The nodes, addressable by inode, and the sorted children of each directory.
+#[derive(Debug, Default)]
+struct Tree {
+    nodes: Vec<Node>,
+    index: InoMap<u32>,
+    children: InoMap<Box<[Ino]>>,
+}
+
+impl Tree {
+    fn node(&self, ino: Ino) -> Option<&Node> {
+        self.index.get(&ino).map(|&i| &self.nodes[i as usize])
+    }
+
+    /// Calls `f(path components, item)` for every media file below `dir`, in the byte order of
+    /// the `/`-joined relative path (which is not the order of the components: `a b/x` sorts
+    /// before `a/x`, so a directory sorts by its name followed by `/`).
+    fn walk<'a>(
+        &'a self,
+        items: &'a [Item],
+        dir: Ino,
+        parts: &mut Vec<&'a str>,
+        f: &mut dyn FnMut(&[&str], &Item),
+    ) {
+        let Some(kids) = self.children.get(&dir) else {
+            return;
+        };
+        let mut kids: Vec<&Node> = kids.iter().filter_map(|&k| self.node(k)).collect();
+        if kids.iter().any(|n| n.kind == NodeKind::Dir) {
+            kids.sort_by(|a, b| path_order(a, b));
+        }
+        for node in kids {
+            match node.kind {
+                NodeKind::Dir => {
+                    parts.push(&node.name);
+                    self.walk(items, node.ino, parts, f);
+                    parts.pop();
+                }
+                NodeKind::File(i) => {
+                    if let Some(item) = items.get(i) {
+                        parts.push(&node.name);
+                        f(parts, item);
+                        parts.pop();
+                    }
+                }
+                NodeKind::Sha1Sums => {}
+            }
+        }
+    }
+}
+
+/// The order of two siblings in a path sort: a directory's name counts as followed by `/`.
+fn path_order(a: &Node, b: &Node) -> Ordering {
+    let slash = |n: &Node| (n.kind == NodeKind::Dir).then_some(b'/');
+    a.name
+        .bytes()
+        .chain(slash(a))
+        .cmp(b.name.bytes().chain(slash(b)))
+}
+
+/// Collects nodes while the tree is built; node indices are `u32` (4 G nodes is plenty).
+struct Builder {
+    nodes: Vec<Node>,
+    /// Directory node index -> its children's node indices.
+    kids: HashMap<u32, Vec<u32>>,
+    inos: InoAllocator,
+}
+
+impl Builder {
+    fn add(
+        &mut self,
+        key: &[u8],
+        parent: u32,
+        name: String,
+        kind: NodeKind,
+        size: u64,
+        mtime_ms: i64,
+    ) -> u32 {
+        let ino = self.inos.alloc(key);
+        self.push(ino, parent, name, kind, size, mtime_ms)
+    }
+
+    fn push(
+        &mut self,
+        ino: Ino,
+        parent: u32,
+        name: String,
+        kind: NodeKind,
+        size: u64,
+        mtime_ms: i64,
+    ) -> u32 {
+        let idx = self.nodes.len() as u32;
+        let parent_ino = self.nodes.get(parent as usize).map_or(ino, |p| p.ino);
+        if kind == NodeKind::Dir {
+            self.kids.insert(idx, Vec::new());
+        }
+        self.nodes.push(Node {
+            ino,
+            parent: parent_ino,
+            name,
+            kind,
+            size,
+            mtime_ms,
+        });
+        if idx != parent {
+            self.kids.entry(parent).or_default().push(idx);
+        }
+        idx
+    }
+
+    fn set_mtime(&mut self, idx: u32, mtime_ms: i64) {
+        self.nodes[idx as usize].mtime_ms = mtime_ms;
+    }
+
+    /// Adds the files `order` (indices into `items`, in upload order) to directory `dir`,
+    /// naming them uniquely; returns the max mtime of the files (`None` if there are none).
+    fn add_files(
+        &mut self,
+        dir: u32,
+        items: &[Item],
+        order: &[usize],
+        key_prefix: &str,
+    ) -> Option<i64> {
+        let mut names = DirNames::new();
+        let mut mtime = None;
+        for &i in order {
+            let item = &items[i];
+            let base = naming::file_base_name(&item.file_name, item.id.0, &item.mime_type);
+            let name = names.claim_file(&base, item.id.0);
+            let key = format!("{key_prefix}{}", item.id);
+            self.add(
+                key.as_bytes(),
+                dir,
+                name,
+                NodeKind::File(i),
+                item.size,
+                item.date_taken_ms,
+            );
+            mtime = mtime.max(Some(item.date_taken_ms));
+        }
+        mtime
+    }
+
+    fn finish(self) -> Tree {
+        let Builder { nodes, kids, .. } = self;
+        let mut index = InoMap::with_capacity_and_hasher(nodes.len(), Default::default());
+        for (i, n) in nodes.iter().enumerate() {
+            index.insert(n.ino, i as u32);
+        }
+        let mut children = InoMap::with_capacity_and_hasher(kids.len(), Default::default());
+        for (dir, mut list) in kids {
+            list.sort_unstable_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
+            let inos: Box<[Ino]> = list.iter().map(|&k| nodes[k as usize].ino).collect();
+            children.insert(nodes[dir as usize].ino, inos);
+        }
+        Tree {
+            nodes,
+            index,
+            children,
+        }
+    }
+}
+
+/// The tree for one catalog snapshot. Immutable once built (rebuild on refresh); `Send + Sync`.
 pub struct View {
-    _items: Arc<[Item]>,
+    items: Arc<[Item]>,
+    tree: Tree,
+    sums: Vec<SumsFile>,
+    albums_ino: Ino,
+    by_date_ino: Ino,
+    file_count: usize,
 }
 
 impl View {
-    pub fn build(_albums: &[Album], _items: Arc<[Item]>, _opts: &ViewOptions) -> View {
-        todo!()
+    /// Builds the tree. `items` is kept (file nodes index into it); `albums` is only read.
+    /// Never fails: hostile names are made safe, items of unknown albums get a directory,
+    /// duplicate album entries count once (the first).
+    pub fn build(albums: &[Album], items: Arc<[Item]>, opts: &ViewOptions) -> View {
+        let shown = |a: AlbumId| opts.include_private || a != AlbumId::PRIVATE;
+
+        // Visible items in upload order: the order in which names are claimed.
+        let mut order: Vec<usize> = (0..items.len())
+            .filter(|&i| shown(items[i].album_id))
+            .collect();
+        order.sort_unstable_by_key(|&i| (items[i].create_time_ms, items[i].id, i));
+
+        let mut listed: HashMap<AlbumId, &Album> = HashMap::new();
+        for a in albums.iter().filter(|a| shown(a.id)) {
+            listed.entry(a.id).or_insert(a);
+        }
+        let mut by_album: HashMap<AlbumId, Vec<usize>> = HashMap::new();
+        for &i in &order {
+            by_album.entry(items[i].album_id).or_default().push(i);
+        }
+        let mut album_ids: Vec<AlbumId> = listed.keys().chain(by_album.keys()).copied().collect();
+        album_ids.sort_unstable_by_key(|a| (a.system_name().is_none(), *a));
+        album_ids.dedup();
+
+        let mut b = Builder {
+            nodes: Vec::with_capacity(2 * order.len() + album_ids.len() + 64),
+            kids: HashMap::new(),
+            inos: InoAllocator::with_capacity(2 * order.len() + album_ids.len() + 64),
+        };
+        let root = b.push(ROOT_INO, 0, String::new(), NodeKind::Dir, 0, 0);
+        let albums_dir = b.add(
+            b"dir:albums",
+            root,
+            ALBUMS_DIR.to_owned(),
+            NodeKind::Dir,
+            0,
+            0,
+        );
+        let by_date_dir = b.add(
+            b"dir:by-date",
+            root,
+            BY_DATE_DIR.to_owned(),
+            NodeKind::Dir,
+            0,
+            0,
+        );
+
+        // albums/
+        let mut album_names = DirNames::new();
+        album_names.reserve(SHA1SUMS_NAME);
+        let mut albums_mtime: Option<i64> = None;
+        let mut files_mtime: Option<i64> = None;
+        for id in &album_ids {
+            let album = listed.get(id);
+            let base = match id.system_name() {
+                Some(s) => s.to_owned(),
+                None => naming::album_base_name(album.and_then(|a| a.name.as_deref()), id.0),
+            };
+            let name = album_names.claim_dir(&base, id.0);
+            let key = format!("album-dir:{id}");
+            let dir = b.add(key.as_bytes(), albums_dir, name, NodeKind::Dir, 0, 0);
+            let files = by_album.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            let mtime = b.add_files(dir, &items, files, "albums-file:");
+            files_mtime = files_mtime.max(mtime);
+            let dir_mtime = mtime
+                .or_else(|| album.map(|a| a.last_update_ms))
+                .unwrap_or(0);
+            b.set_mtime(dir, dir_mtime);
+            albums_mtime = albums_mtime.max(Some(dir_mtime));
+        }
+        let albums_sums = b.add(
+            b"sha1sums:albums",
+            albums_dir,
+            SHA1SUMS_NAME.to_owned(),
+            NodeKind::Sha1Sums,
+            0,
+            files_mtime.unwrap_or(0),
+        );
+        b.set_mtime(albums_dir, albums_mtime.unwrap_or(0));
+
+        // by-date/
+        let mut months: std::collections::BTreeMap<(i32, u32), Vec<usize>> = Default::default();
+        for &i in &order {
+            months
+                .entry(dates::capture_month(&items[i], &opts.zone))
+                .or_default()
+                .push(i);
+        }
+        let mut by_date_mtime: Option<i64> = None;
+        let mut year_dir: Option<(i32, u32, Option<i64>)> = None; // (year, node, mtime)
+        for (&(year, month), files) in &months {
+            let (y, ydir, ymtime) = match year_dir {
+                Some(cur) if cur.0 == year => cur,
+                prev => {
+                    if let Some((_, node, m)) = prev {
+                        b.set_mtime(node, m.unwrap_or(0));
+                    }
+                    let key = format!("dir:by-date/{year:04}");
+                    let node = b.add(
+                        key.as_bytes(),
+                        by_date_dir,
+                        format!("{year:04}"),
+                        NodeKind::Dir,
+                        0,
+                        0,
+                    );
+                    (year, node, None)
+                }
+            };
+            let key = format!("dir:by-date/{year:04}/{month:02}");
+            let mdir = b.add(
+                key.as_bytes(),
+                ydir,
+                format!("{month:02}"),
+                NodeKind::Dir,
+                0,
+                0,
+            );
+            let mtime = b.add_files(mdir, &items, files, "by-date-file:");
+            b.set_mtime(mdir, mtime.unwrap_or(0));
+            by_date_mtime = by_date_mtime.max(mtime);
+            year_dir = Some((y, ydir, ymtime.max(mtime)));
+        }
+        if let Some((_, node, m)) = year_dir {
+            b.set_mtime(node, m.unwrap_or(0));
+        }
+        let by_date_sums = b.add(
+            b"sha1sums:by-date",
+            by_date_dir,
+            SHA1SUMS_NAME.to_owned(),
+            NodeKind::Sha1Sums,
+            0,
+            by_date_mtime.unwrap_or(0),
+        );
+        b.set_mtime(by_date_dir, by_date_mtime.unwrap_or(0));
+        b.set_mtime(root, albums_mtime.max(by_date_mtime).unwrap_or(0));
+
+        let ino_of = |b: &Builder, idx: u32| b.nodes[idx as usize].ino;
+        let albums_ino = ino_of(&b, albums_dir);
+        let by_date_ino = ino_of(&b, by_date_dir);
+        let sums_nodes = [
+            (albums_sums, ino_of(&b, albums_sums), albums_ino),
+            (by_date_sums, ino_of(&b, by_date_sums), by_date_ino),
+        ];
+        let mut tree = b.finish();
+
+        let mut sums = Vec::with_capacity(2);
+        for (idx, ino, dir) in sums_nodes {
+            let mut len = 0u64;
+            tree.walk(&items, dir, &mut Vec::new(), &mut |parts, _| {
+                len += sha1sums::line_len(parts);
+            });
+            tree.nodes[idx as usize].size = len;
+            sums.push(SumsFile {
+                ino,
+                dir,
+                len,
+                bytes: OnceLock::new(),
+            });
+        }
+
+        View {
+            items,
+            tree,
+            sums,
+            albums_ino,
+            by_date_ino,
+            file_count: order.len(),
+        }
     }
-    pub fn node(&self, _ino: Ino) -> Option<&Node> {
-        todo!()
+
+    pub fn node(&self, ino: Ino) -> Option<&Node> {
+        self.tree.node(ino)
     }
-    pub fn lookup(&self, _parent: Ino, _name: &str) -> Option<&Node> {
-        todo!()
+
+    /// The child of directory `parent` whose name is exactly (case-sensitively) `name`.
+    pub fn lookup(&self, parent: Ino, name: &str) -> Option<&Node> {
+        let kids = self.tree.children.get(&parent)?;
+        let pos = kids
+            .binary_search_by(|&k| match self.tree.node(k) {
+                Some(n) => n.name.as_bytes().cmp(name.as_bytes()),
+                None => Ordering::Less,
+            })
+            .ok()?;
+        self.tree.node(kids[pos])
     }
+
     /// The children of a directory, sorted by name (byte order); `None` if `dir` is not a directory.
-    pub fn children(&self, _dir: Ino) -> Option<&[Ino]> {
-        todo!()
+    pub fn children(&self, dir: Ino) -> Option<&[Ino]> {
+        self.tree.children.get(&dir).map(|k| &**k)
     }
+
+    /// All items the view was built from (including hidden ones); `NodeKind::File(i)` indexes it.
     pub fn items(&self) -> &[Item] {
-        todo!()
+        &self.items
     }
+
     /// The item behind a file node.
-    pub fn item(&self, _ino: Ino) -> Option<&Item> {
-        todo!()
+    pub fn item(&self, ino: Ino) -> Option<&Item> {
+        match self.node(ino)?.kind {
+            NodeKind::File(i) => self.items.get(i),
+            _ => None,
+        }
     }
-    /// The bytes of a `SHA1SUMS` node.
-    pub fn sha1sums(&self, _ino: Ino) -> Option<Arc<[u8]>> {
-        todo!()
+
+    /// The bytes of a `SHA1SUMS` node, generated on the first call and then kept.
+    pub fn sha1sums(&self, ino: Ino) -> Option<Arc<[u8]>> {
+        let sums = self.sums.iter().find(|s| s.ino == ino)?;
+        let bytes = sums.bytes.get_or_init(|| {
+            let mut out = Vec::with_capacity(usize::try_from(sums.len).unwrap_or(0));
+            self.tree.walk(
+                &self.items,
+                sums.dir,
+                &mut Vec::new(),
+                &mut |parts, item| sha1sums::write_line(&mut out, &item.sha1, parts),
+            );
+            debug_assert_eq!(out.len() as u64, sums.len);
+            out.into()
+        });
+        Some(Arc::clone(bytes))
+    }
+
+    /// The number of media files under `albums/` (= under `by-date/`): the visible items.
+    pub fn file_count(&self) -> usize {
+        self.file_count
+    }
+
+    /// The number of nodes, the root included.
+    pub fn node_count(&self) -> usize {
+        self.tree.nodes.len()
+    }
+
+    /// The inode of `albums/`.
+    pub fn albums_ino(&self) -> Ino {
+        self.albums_ino
+    }
+
+    /// The inode of `by-date/`.
+    pub fn by_date_ino(&self) -> Ino {
+        self.by_date_ino
+    }
+
+    /// The path of a node relative to the mount root (`albums/Camera/a.jpg`; "" for the root),
+    /// for logs and tests.
+    pub fn path(&self, ino: Ino) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut node = self.node(ino)?;
+        while node.ino != ROOT_INO {
+            parts.push(node.name.as_str());
+            node = self.node(node.parent)?;
+        }
+        parts.reverse();
+        Some(parts.join("/"))
     }
 }
