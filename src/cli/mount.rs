@@ -114,9 +114,19 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
 
 fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => path
-            .canonicalize()
-            .map_err(|e| format!("cannot resolve {}: {e}", path.display())),
+        Ok(m) if m.is_dir() => {
+            let path = path
+                .canonicalize()
+                .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
+            if is_mount_point(&path) {
+                return Err(format!(
+                    "{} is already a mount point; unmount it first (micloudfs unmount {})",
+                    path.display(),
+                    path.display()
+                ));
+            }
+            Ok(path)
+        }
         Ok(_) => Err(format!(
             "{} is not a directory; mount on an empty directory",
             path.display()
@@ -136,6 +146,24 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
             path.display()
         )),
     }
+}
+
+/// Whether `path` (canonical) is the target of a mount, per `/proc/self/mounts`.
+fn is_mount_point(path: &Path) -> bool {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
+        return false;
+    };
+    mounts.lines().any(|line| {
+        line.split_whitespace().nth(1).is_some_and(|target| {
+            // Spaces and the like are octal-escaped in the mounts table.
+            let unescaped = target
+                .replace("\\040", " ")
+                .replace("\\011", "\t")
+                .replace("\\012", "\n")
+                .replace("\\134", "\\");
+            Path::new(&unescaped) == path
+        })
+    })
 }
 
 fn check_writable(dir: &Path) -> Result<(), String> {

@@ -39,7 +39,9 @@ const BLKSIZE: u32 = 128 * 1024;
 enum OpenContent {
     Media {
         item: Item,
-        file: OnceCell<Arc<std::fs::File>>,
+        /// The verified object, or why it could not be had: fetched once per handle, so a
+        /// failure is answered from here instead of being fetched again by every read.
+        file: OnceCell<Result<Arc<std::fs::File>, Errno>>,
     },
     Generated(Arc<[u8]>),
 }
@@ -507,7 +509,7 @@ async fn open_media(
     let OpenContent::Media { item, file } = content else {
         return Err(Errno::EBADF);
     };
-    file.get_or_try_init(|| async {
+    file.get_or_init(|| async {
         let path = cache.fetch(item).await.map_err(|e| {
             tracing::error!(id = %item.id, name = %item.file_name.escape_debug(), error = %e, "cannot fetch");
             errno::for_content(&e)
@@ -518,5 +520,5 @@ async fn open_media(
         })
     })
     .await
-    .cloned()
+    .clone()
 }
