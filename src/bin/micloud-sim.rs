@@ -14,7 +14,11 @@ use clap::Parser;
 use micloudfs::sim::{self, SimConfig};
 
 #[derive(Parser, Debug)]
-#[command(name = "micloud-sim", version, about = "Xiaomi Cloud gallery emulator (loopback HTTP)")]
+#[command(
+    name = "micloud-sim",
+    version,
+    about = "Xiaomi Cloud gallery emulator (loopback HTTP)"
+)]
 struct Args {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8765")]

@@ -22,7 +22,11 @@ use super::session::random_b64url;
 use super::stats::Stats;
 use super::wire::{now_ms, user_id_num};
 
-pub async fn login(State(app): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn login(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q = query(q.as_deref());
     let host = app.host(&headers);
     let followup = q
@@ -74,7 +78,10 @@ pub async fn service_login(
         tracing::info!("serviceLogin: no valid passToken, no ticket");
     }
     if q.get("_json").map(String::as_str) == Some("true") {
-        let sid = q.get("sid").cloned().unwrap_or_else(|| "i.mi.com".to_string());
+        let sid = q
+            .get("sid")
+            .cloned()
+            .unwrap_or_else(|| "i.mi.com".to_string());
         let body = if valid {
             json!({"code": 0, "result": "ok", "description": "成功", "location": location,
                    "userId": user_id_num(&app.config.user_id), "passToken": app.config.pass_token,
@@ -92,7 +99,10 @@ pub async fn service_login(
 
 pub async fn sts(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
     let q = query(q.as_deref());
-    let followup = q.get("followup").cloned().unwrap_or_else(|| "/".to_string());
+    let followup = q
+        .get("followup")
+        .cloned()
+        .unwrap_or_else(|| "/".to_string());
     let sign_ok = q
         .get("sign")
         .is_some_and(|s| *s == app.signer.sts_sign(&followup));
@@ -123,7 +133,7 @@ pub async fn auto_renewal(
 ) -> Response {
     let user = match app.authorize(&headers) {
         Ok(u) => u,
-        Err(resp) => return resp,
+        Err(resp) => return resp.into_response(),
     };
     let q = query(q.as_deref());
     if q.get("type").map(String::as_str) != Some("AutoRenewal") {
@@ -147,7 +157,7 @@ pub async fn auto_renewal(
 /// `GET /common/check`: a cheap session probe (envelope without `data`, or 401).
 pub async fn check(State(app): State<Shared>, headers: HeaderMap) -> Response {
     if let Err(resp) = app.authorize(&headers) {
-        return resp;
+        return resp.into_response();
     }
     let mut body = super::wire::envelope(json!(null));
     if let Some(m) = body.as_object_mut() {

@@ -91,6 +91,8 @@ pub fn fingerprint(source: &Source) -> Result<(u64, String), ContentError> {
     Ok(fp)
 }
 
+type Fingerprint = Result<(u64, String), ContentError>;
+
 /// Fill `size` and `sha1` of every item, using every core.
 pub fn fingerprint_all(items: &mut [Item]) -> Result<(), ContentError> {
     let workers = std::thread::available_parallelism()
@@ -99,7 +101,7 @@ pub fn fingerprint_all(items: &mut [Item]) -> Result<(), ContentError> {
         .min(8);
     let next = AtomicUsize::new(0);
     let sources: Vec<&Source> = items.iter().map(|it| &it.source).collect();
-    let results: Vec<Mutex<Option<Result<(u64, String), ContentError>>>> =
+    let results: Vec<Mutex<Option<Fingerprint>>> =
         sources.iter().map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -156,7 +158,12 @@ impl ContentStore {
             let len = f.metadata().await.map_err(io)?.len();
             return Ok(Body::File(f, len));
         }
-        if let Some(b) = self.cache.lock().ok().and_then(|mut c| c.get(&item.source).cloned()) {
+        if let Some(b) = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|mut c| c.get(&item.source).cloned())
+        {
             return Ok(Body::Memory(b));
         }
         let source = item.source.clone();

@@ -42,7 +42,7 @@ pub async fn storage(
     RawQuery(q): RawQuery,
 ) -> Response {
     if let Err(r) = app.authorize(&headers) {
-        return r;
+        return r.into_response();
     }
     let q = query(q.as_deref());
     let cb = q
@@ -64,7 +64,11 @@ pub async fn storage(
     ok(json!({"url": url}))
 }
 
-pub async fn jsonp(State(app): State<Shared>, headers: HeaderMap, RawQuery(q): RawQuery) -> Response {
+pub async fn jsonp(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
     let q = query(q.as_deref());
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (id, cb, e, sig) = (get("id"), get("cb"), get("e"), get("sig"));
@@ -133,7 +137,10 @@ pub async fn file(State(app): State<Shared>, RawQuery(q): RawQuery, body: Bytes)
     Stats::bump(&app.stats.bytes_served, len);
     let mut resp = Response::new(http_body);
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
     resp
 }
@@ -168,9 +175,15 @@ pub async fn thumbnail(State(app): State<Shared>, RawQuery(q): RawQuery) -> Resp
     let Some(item) = app.gallery.item(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
-    let px: u16 = q.get("w").and_then(|w| w.parse().ok()).unwrap_or(270).clamp(16, 1080);
+    let px: u16 = q
+        .get("w")
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(270)
+        .clamp(16, 1080);
     match tokio::task::spawn_blocking(move || content::thumbnail(&item, px)).await {
-        Ok(Ok(jpeg)) => (StatusCode::OK, [(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response(),
+        Ok(Ok(jpeg)) => {
+            (StatusCode::OK, [(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()
+        }
         _ => plain(StatusCode::INTERNAL_SERVER_ERROR, "thumbnail failure"),
     }
 }

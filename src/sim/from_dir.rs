@@ -137,7 +137,11 @@ pub fn scan(seed: u64, root: &Path) -> Result<(Vec<Album>, Vec<Item>), FromDirEr
                 albums.push(Album {
                     id: id.clone(),
                     name: Some(name.clone()),
-                    pinyin: Some((name.to_lowercase(), name.to_lowercase(), name.to_lowercase())),
+                    pinyin: Some((
+                        name.to_lowercase(),
+                        name.to_lowercase(),
+                        name.to_lowercase(),
+                    )),
                     created: mtime_ms(&p),
                 });
                 groups.push((id, files));
@@ -149,10 +153,16 @@ pub fn scan(seed: u64, root: &Path) -> Result<(Vec<Album>, Vec<Item>), FromDirEr
     let mut items = Vec::new();
     for (album_id, files) in groups {
         for path in files {
-            let rel = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().into_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
             let mut r = Rng::new(derive(seed, hash_bytes(rel.as_bytes())));
             let id = (r.range(20_000_000_000_000_000, 99_999_999_999_999_999) | 1).to_string();
-            let tag = r.range(20_000_000_000_000_000, 99_999_999_999_999_999).to_string();
+            let tag = r
+                .range(20_000_000_000_000_000, 99_999_999_999_999_999)
+                .to_string();
             let file_name = path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

@@ -117,9 +117,7 @@ impl Gallery {
             let s = stats.entry(it.album_id.clone()).or_default();
             s.media_count += 1;
             s.last_update = s.last_update.max(it.create_time);
-            let newer = s
-                .cover
-                .is_none_or(|c| items[c].date_taken < it.date_taken);
+            let newer = s.cover.is_none_or(|c| items[c].date_taken < it.date_taken);
             if newer {
                 s.cover = Some(i);
             }

@@ -55,7 +55,9 @@ const CAMERAS: &[(&str, &str)] = &[
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Kind {
     /// Camera photo with EXIF in a zone `offset` seconds east of UTC.
-    Photo { offset: i32 },
+    Photo {
+        offset: i32,
+    },
     /// Camera photo whose EXIF lacks a date (edited or re-saved).
     PhotoNoDate,
     Screenshot,
@@ -74,7 +76,10 @@ impl Gen {
     /// A fresh odd 17-digit number (always beyond 2^53 = 9007199254740992).
     fn id17(&mut self) -> String {
         loop {
-            let v = self.rng.range(20_000_000_000_000_000, 99_999_999_999_999_999) | 1;
+            let v = self
+                .rng
+                .range(20_000_000_000_000_000, 99_999_999_999_999_999)
+                | 1;
             if self.used.insert(v) {
                 return v.to_string();
             }
@@ -137,7 +142,9 @@ impl Gen {
                     exif: None,
                 };
                 let name = match kind {
-                    Kind::Screenshot => local(CST, "Screenshot_%Y-%m-%d-%H-%M-%S-%3f_com.miui.home.jpg"),
+                    Kind::Screenshot => {
+                        local(CST, "Screenshot_%Y-%m-%d-%H-%M-%S-%3f_com.miui.home.jpg")
+                    }
                     Kind::Messenger => format!("mmexport{taken}.jpg"),
                     _ => local(CST, "IMG_%Y%m%d_%H%M%S_edit.jpg"),
                 };
@@ -231,10 +238,17 @@ pub fn generate(seed: u64, user_albums: usize, items: usize) -> (Vec<Album>, Vec
     }
     let filled: Vec<String> = albums[3..]
         .iter()
-        .take(if user_albums >= 2 { user_albums - 1 } else { user_albums })
+        .take(if user_albums >= 2 {
+            user_albums - 1
+        } else {
+            user_albums
+        })
         .map(|a| a.id.clone())
         .collect();
-    let target = filled.first().cloned().unwrap_or_else(|| CAMERA.to_string());
+    let target = filled
+        .first()
+        .cloned()
+        .unwrap_or_else(|| CAMERA.to_string());
 
     if items >= 10 {
         for _ in 0..2 {
@@ -257,7 +271,11 @@ pub fn generate(seed: u64, user_albums: usize, items: usize) -> (Vec<Album>, Vec
             g.add(CAMERA, kind, t, None);
         } else if roll < 65 || filled.is_empty() {
             let album = if roll < 65 { SCREENSHOTS } else { CAMERA };
-            let kind = if roll < 65 { Kind::Screenshot } else { Kind::Photo { offset: CST } };
+            let kind = if roll < 65 {
+                Kind::Screenshot
+            } else {
+                Kind::Photo { offset: CST }
+            };
             g.add(album, kind, t, None);
         } else {
             let a = g.rng.range(0, filled.len() as u64) as usize;
@@ -292,14 +310,24 @@ fn awkward(g: &mut Gen, a: &str) {
     let t = g.random_time();
     g.add(a, photo, t, Some("photo.jpg".into()));
     // Separators and control characters.
-    for name in ["a/b.jpg", "line\nbreak.jpg", "tab\tname.jpg", "ctrl\u{1}char.jpg"] {
+    for name in [
+        "a/b.jpg",
+        "line\nbreak.jpg",
+        "tab\tname.jpg",
+        "ctrl\u{1}char.jpg",
+    ] {
         let t = g.random_time();
         g.add(a, Kind::Messenger, t, Some(name.into()));
     }
     let t = g.random_time();
     g.add(a, Kind::Messenger, t, Some(String::new()));
     let t = g.random_time();
-    g.add(a, photo, t, Some(format!("{}_IMG.jpg", "很长的文件名".repeat(18))));
+    g.add(
+        a,
+        photo,
+        t,
+        Some(format!("{}_IMG.jpg", "很长的文件名".repeat(18))),
+    );
     let t = g.random_time();
     g.add(a, Kind::Messenger, t, Some("..".into()));
     // The same content in Camera and in the album.

@@ -10,7 +10,7 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::gallery::PRIVATE;
@@ -30,7 +30,7 @@ pub async fn album_list(
 ) -> Response {
     let user = match app.authorize(&headers) {
         Ok(u) => u,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let q = query(q.as_deref());
     let g = &app.gallery;
@@ -71,7 +71,7 @@ pub async fn galleries(
     RawQuery(q): RawQuery,
 ) -> Response {
     if let Err(r) = app.authorize(&headers) {
-        return r;
+        return r.into_response();
     }
     let q = query(q.as_deref());
     let g = &app.gallery;
@@ -108,7 +108,7 @@ pub async fn timeline(
     RawQuery(q): RawQuery,
 ) -> Response {
     if let Err(r) = app.authorize(&headers) {
-        return r;
+        return r.into_response();
     }
     let q = query(q.as_deref());
     let g = &app.gallery;

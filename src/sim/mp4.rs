@@ -58,8 +58,11 @@ pub fn render(spec: &VideoSpec) -> Vec<u8> {
         ftyp.extend_from_slice(brand);
     }
     let duration_ms = (spec.size * 8 / 4_000) as u32; // ~4 Mbit/s
-    let head = [boxed(b"ftyp", &ftyp), boxed(b"moov", &mvhd(spec.created_unix, duration_ms))]
-        .concat();
+    let head = [
+        boxed(b"ftyp", &ftyp),
+        boxed(b"moov", &mvhd(spec.created_unix, duration_ms)),
+    ]
+    .concat();
     let payload_len = spec.size.saturating_sub(head.len() as u64 + 8).max(8) as usize;
     let mut out = Vec::with_capacity(head.len() + 8 + payload_len);
     out.extend_from_slice(&head);

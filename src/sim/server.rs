@@ -84,7 +84,7 @@ impl App {
 
     /// The user id of a request carrying a live `serviceToken` + matching `userId`, or the
     /// gateway's 401 response.
-    pub fn authorize(&self, headers: &HeaderMap) -> Result<String, Response> {
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<String, Unauthorized> {
         let c = cookies(headers);
         if let (Some(user), Some(token)) = (c.get("userId"), c.get("serviceToken")) {
             let decoded = percent_encoding::percent_decode_str(token).decode_utf8_lossy();
@@ -93,8 +93,18 @@ impl App {
             }
         }
         Stats::bump(&self.stats.unauthorized, 1);
-        let body = wire::unauthorized(&self.signer.login_url(&self.host(headers), "/"));
-        Err(json(StatusCode::UNAUTHORIZED, &body))
+        Err(Unauthorized(
+            self.signer.login_url(&self.host(headers), "/"),
+        ))
+    }
+}
+
+/// The gateway's HTTP 401 answer, carrying the re-login URL.
+pub struct Unauthorized(String);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        json(StatusCode::UNAUTHORIZED, &wire::unauthorized(&self.0))
     }
 }
 

@@ -37,8 +37,7 @@ pub fn enc(s: &str) -> String {
 pub fn sane_host(h: &str) -> bool {
     !h.is_empty()
         && h.len() <= 255
-        && h
-            .bytes()
+        && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
 }
 
@@ -99,7 +98,10 @@ impl Signer {
     pub fn url_a(&self, host: &str, id: &str, cb: &str, exp: i64) -> String {
         let e = exp.to_string();
         let sig = self.sig(&["A", id, cb, &e]);
-        format!("http://{host}/_kss/jsonp?id={id}&cb={}&e={e}&sig={sig}", enc(cb))
+        format!(
+            "http://{host}/_kss/jsonp?id={id}&cb={}&e={e}&sig={sig}",
+            enc(cb)
+        )
     }
 
     pub fn url_b(&self, host: &str, id: &str, name: &str, mime: &str, exp: i64) -> String {
