@@ -797,6 +797,9 @@ async fn auto_renewal_sets_a_fresh_service_token() {
     let ck2 = format!("userId={}; serviceToken={fresh}", set["userId"]);
     get_json(&h, &ck2, "/gallery/user/timeline").await;
     assert_eq!(h.stats().auto_renewals, 1);
+    // The shortcut for tests of later stages gives a working session too.
+    get_json(&h, &h.session_cookie(), "/gallery/user/timeline").await;
+    assert_eq!(h.stats().token_exchanges, 1);
 }
 
 #[tokio::test]

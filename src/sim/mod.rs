@@ -119,6 +119,17 @@ impl SimHandle {
         self.app.stats.snapshot()
     }
 
+    /// A `Cookie` header value (`userId=..; serviceToken=..`) for a fresh live session, as if
+    /// the login chain had run (not counted as a token exchange). For tests of later stages.
+    pub fn session_cookie(&self) -> String {
+        let user = &self.app.config.user_id;
+        let token = self
+            .app
+            .sessions
+            .issue_token(user, self.app.config.token_ttl);
+        format!("userId={user}; serviceToken={token}")
+    }
+
     /// Stop accepting, finish in-flight requests, and wait for the server task.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         if let Some(tx) = self.shutdown.take() {
