@@ -1,16 +1,62 @@
-//! micloud-sim: an emulator of the Xiaomi Cloud gallery protocol. (HELPER: replace.)
+//! micloud-sim: a loopback emulator of the Xiaomi Cloud gallery protocol.
+//!
+//! One HTTP server plays i.mi.com, the account passport and the KSS file nodes (URL layout in
+//! [`urls`]), following `shared/xiaomi-gallery-api.md`. It is used by the product's tests and
+//! by `micloudfs mount --demo`, and ships as the `micloud-sim` binary.
+//!
+//! Module map (each file has one job):
+//! - [`rng`], [`jpeg`], [`mp4`], [`generate`]: the deterministic generated gallery;
+//! - [`from_dir`]: a real folder as the gallery; [`content`]: bodies, fingerprints, LRU;
+//! - [`gallery`]: the immutable album/item model; [`session`]: tickets and serviceTokens;
+//! - [`server`]: router and helpers; [`auth`], [`listing`], [`download`], [`control`]: handlers;
+//! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
+//!
+//! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
+//! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
+//! awaited.
+
+mod auth;
+mod content;
+mod control;
+mod download;
+mod from_dir;
+mod gallery;
+mod generate;
+mod jpeg;
+mod listing;
+mod mp4;
+mod rng;
+mod server;
+mod session;
+mod stats;
+mod urls;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use from_dir::FromDirError;
+pub use stats::SimStats;
 
 pub const DEFAULT_USER_ID: &str = "1234567890";
 pub const DEFAULT_PASS_TOKEN: &str = "V1:sim-pass-token";
 
+/// Default serviceToken lifetime.
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
+/// Default lifetime of the signed download URLs (URL-A, URL-B, META).
+pub const DEFAULT_URL_TTL: Duration = Duration::from_secs(300);
+
 #[derive(Clone, Debug)]
 pub struct SimConfig {
     pub seed: u64,
+    /// Number of user albums (besides the system albums 1, 2 and 1000).
     pub albums: usize,
+    /// Number of items over all albums.
     pub items: usize,
     pub user_id: String,
     pub pass_token: String,
@@ -18,6 +64,40 @@ pub struct SimConfig {
     pub token_ttl: Duration,
     /// Serve a real folder instead of a generated gallery.
     pub from_dir: Option<PathBuf>,
+    /// Lifetime of the signed download URLs.
+    pub url_ttl: Duration,
+}
+
+impl Default for SimConfig {
+    /// The demo gallery (see [`SimConfig::demo`]).
+    fn default() -> Self {
+        SimConfig {
+            seed: 42,
+            albums: 4,
+            items: 60,
+            user_id: DEFAULT_USER_ID.to_string(),
+            pass_token: DEFAULT_PASS_TOKEN.to_string(),
+            token_ttl: DEFAULT_TOKEN_TTL,
+            from_dir: None,
+            url_ttl: DEFAULT_URL_TTL,
+        }
+    }
+}
+
+impl SimConfig {
+    /// Seed 42, 4 user albums (one empty), 60 items including every awkward case.
+    pub fn demo() -> Self {
+        SimConfig::default()
+    }
+}
+
+/// Why the emulator could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(transparent)]
+    FromDir(#[from] FromDirError),
+    #[error("building content: {0}")]
+    Content(#[from] content::ContentError),
 }
 
 impl SimConfig {
@@ -38,6 +118,9 @@ impl SimConfig {
 /// A running emulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
+    app: server::Shared,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl SimHandle {
@@ -45,9 +128,99 @@ impl SimHandle {
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// A snapshot of the counters (same as `GET /_sim/stats`).
+    pub fn stats(&self) -> SimStats {
+        self.app.stats.snapshot()
+    }
+
+    /// A `Cookie` header value (`userId=..; serviceToken=..`) for a fresh live session, as if
+    /// the login chain had run (not counted as a token exchange). For tests of later stages.
+    pub fn session_cookie(&self) -> String {
+        let user = &self.app.config.user_id;
+        let token = self
+            .app
+            .sessions
+            .issue_token(user, self.app.config.token_ttl);
+        format!("userId={user}; serviceToken={token}")
+    }
+
+    /// Stop accepting, finish in-flight requests, and wait for the server task.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for SimHandle {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Build the gallery described by `config` (blocking: renders and hashes every item).
+fn build_gallery(config: &SimConfig) -> Result<gallery::Gallery, SimError> {
+    let (albums, mut items) = match &config.from_dir {
+        Some(dir) => from_dir::scan(config.seed, dir)?,
+        None => generate::generate(config.seed, config.albums, config.items),
+    };
+    content::fingerprint_all(&mut items)?;
+    Ok(gallery::Gallery::new(albums, items))
 }
 
 /// Binds `listen` and serves on the current tokio runtime until the handle is dropped.
-pub async fn start(_config: SimConfig, _listen: SocketAddr) -> std::io::Result<SimHandle> {
-    todo!()
+pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let cfg = config.clone();
+    let started = std::time::Instant::now();
+    let gallery = tokio::task::spawn_blocking(move || build_gallery(&cfg))
+        .await
+        .map_err(std::io::Error::other)?
+        .map_err(|e| match e {
+            SimError::FromDir(FromDirError::Io { ref source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                std::io::Error::new(std::io::ErrorKind::NotFound, e)
+            }
+            other => std::io::Error::new(std::io::ErrorKind::InvalidInput, other),
+        })?;
+    tracing::info!(
+        %addr,
+        albums = gallery.albums.len(),
+        items = gallery.items.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "micloud-sim ready"
+    );
+    let app = Arc::new(server::App {
+        config,
+        gallery,
+        sessions: session::Sessions::default(),
+        signer: urls::Signer::default(),
+        stats: stats::Stats::default(),
+        content: content::ContentStore::default(),
+        bound: addr,
+    });
+    let (tx, rx) = oneshot::channel::<()>();
+    let router = server::router(app.clone());
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(SimHandle {
+        addr,
+        app,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
 }

@@ -1,0 +1,168 @@
+//! Login chain and session keep-alive (spec §2.2, §2.6, §5.2).
+//!
+//! `GET /api/user/login` (public) → `data.loginUrl`, the passport URL.
+//! `GET /pass/serviceLogin` with cookies `userId` + `passToken`: when they match the account,
+//! 302 to the STS callback plus ticket parameters (`d`, `ticket`, `pwd`, `p_ts`, …, `nonce`,
+//! `_ssign`); otherwise 302 to the callback *without* a nonce, so `/sts` sets no cookie at all
+//! (the "cookiesSize: 0" signal of an invalid passToken, spec §2.1). `_json=true` answers
+//! `&&&START&&&{...}` instead (code 0 + `location`, or 70016).
+//! `GET /sts` redeems the single-use nonce (and checks `sign` against `followup`): 302 to
+//! `followup` with five cookies, `serviceToken`, `userId`, `i.mi.com_slh`, `i.mi.com_ph`,
+//! `i.mi.com_isvalid_servicetoken`. No `Domain` attribute, since the emulator is reached by IP.
+//! `GET /status/lite/setting?type=AutoRenewal` with a live session: `result:"ok"` and a fresh
+//! `serviceToken` + `userId` in `Set-Cookie`.
+
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::server::{cookies, ok, plain, query, redirect, Shared};
+use super::session::random_b64url;
+use super::stats::Stats;
+use super::wire::{now_ms, user_id_num};
+
+pub async fn login(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = query(q.as_deref());
+    let host = app.host(&headers);
+    let followup = q
+        .get("followUp")
+        .cloned()
+        .unwrap_or_else(|| format!("http://{host}/"));
+    ok(json!({"loginUrl": app.signer.login_url(&host, &followup)}))
+}
+
+fn passport_json(body: serde_json::Value) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        format!("&&&START&&&{body}"),
+    )
+        .into_response()
+}
+
+pub async fn service_login(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let q = query(q.as_deref());
+    let host = app.host(&headers);
+    let c = cookies(&headers);
+    let valid = c.get("userId") == Some(&app.config.user_id)
+        && c.get("passToken") == Some(&app.config.pass_token);
+    let callback = q
+        .get("callback")
+        .cloned()
+        .unwrap_or_else(|| app.signer.sts_callback(&host, "/"));
+    let device = c
+        .get("deviceId")
+        .cloned()
+        .unwrap_or_else(|| format!("wb_{}", random_b64url(12)));
+    let sep = if callback.contains('?') { '&' } else { '?' };
+    let mut location = format!(
+        "{callback}{sep}d={}&ticket=0&pwd=0&p_ts={}&fid=0&p_lm=1&auth={}&m=1&_group=DEFAULT&tsl=0&p_ca=0&p_ur=CN&p_idc=China",
+        super::urls::enc(&device),
+        now_ms(),
+        random_b64url(24),
+    );
+    if valid {
+        let nonce = app.sessions.issue_ticket(&app.config.user_id);
+        location.push_str(&format!("&nonce={nonce}&_ssign={}", random_b64url(21)));
+        tracing::info!(user = %app.config.user_id, "serviceLogin: ticket issued");
+    } else {
+        tracing::info!("serviceLogin: no valid passToken, no ticket");
+    }
+    if q.get("_json").map(String::as_str) == Some("true") {
+        let sid = q
+            .get("sid")
+            .cloned()
+            .unwrap_or_else(|| "i.mi.com".to_string());
+        let body = if valid {
+            json!({"code": 0, "result": "ok", "description": "成功", "location": location,
+                   "userId": user_id_num(&app.config.user_id), "passToken": app.config.pass_token,
+                   "ssecurity": random_b64url(16), "nonce": now_ms(), "cUserId": random_b64url(20),
+                   "sid": sid, "callback": callback})
+        } else {
+            json!({"code": 70016, "result": "error", "description": "登录验证失败", "desc": "登录验证失败",
+                   "location": "", "_sign": app.signer.sts_sign(&sid), "qs": format!("%3Fsid%3D{sid}%26_json%3Dtrue"),
+                   "sid": sid, "callback": callback, "captchaUrl": null, "securityStatus": 0, "pwd": 0, "child": 0})
+        };
+        return passport_json(body);
+    }
+    redirect(&location, &[])
+}
+
+pub async fn sts(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    let q = query(q.as_deref());
+    let followup = q
+        .get("followup")
+        .cloned()
+        .unwrap_or_else(|| "/".to_string());
+    let sign_ok = q
+        .get("sign")
+        .is_some_and(|s| *s == app.signer.sts_sign(&followup));
+    let user = q
+        .get("nonce")
+        .filter(|_| sign_ok)
+        .and_then(|n| app.sessions.redeem_ticket(n));
+    let Some(user) = user else {
+        tracing::info!(sign_ok, "sts: no valid ticket, no cookies");
+        return redirect(&followup, &[]);
+    };
+    let token = app.sessions.issue_token(&user, app.config.token_ttl);
+    Stats::bump(&app.stats.token_exchanges, 1);
+    let cookies = [
+        format!("serviceToken={token}; Path=/; HttpOnly"),
+        format!("userId={user}; Path=/"),
+        format!("i.mi.com_slh={}; Path=/", random_b64url(24)),
+        format!("i.mi.com_ph={}; Path=/", random_b64url(18)),
+        "i.mi.com_isvalid_servicetoken=true; Path=/".to_string(),
+    ];
+    redirect(&followup, &cookies)
+}
+
+pub async fn auto_renewal(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let user = match app.authorize(&headers) {
+        Ok(u) => u,
+        Err(resp) => return resp.into_response(),
+    };
+    let q = query(q.as_deref());
+    if q.get("type").map(String::as_str) != Some("AutoRenewal") {
+        return plain(StatusCode::BAD_REQUEST, "unsupported setting type");
+    }
+    let token = app.sessions.issue_token(&user, app.config.token_ttl);
+    Stats::bump(&app.stats.auto_renewals, 1);
+    let mut resp = ok(json!({}));
+    for c in [
+        format!("serviceToken={token}; Path=/; HttpOnly"),
+        format!("userId={user}; Path=/"),
+        "i.mi.com_isvalid_servicetoken=true; Path=/".to_string(),
+    ] {
+        if let Ok(v) = HeaderValue::from_str(&c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+/// `GET /common/check`: a cheap session probe (envelope without `data`, or 401).
+pub async fn check(State(app): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(resp) = app.authorize(&headers) {
+        return resp.into_response();
+    }
+    let mut body = super::wire::envelope(json!(null));
+    if let Some(m) = body.as_object_mut() {
+        m.remove("data");
+        m.insert("reason".into(), json!(""));
+    }
+    super::server::json(StatusCode::OK, &body)
+}

@@ -1,0 +1,127 @@
+//! Listing endpoints: `album/list` (§3.3), `galleries` (§3.6), `timeline` (§3.5).
+//!
+//! All need a live session. Paging is `pageNum` (0-based) × `pageSize` with `isLastPage`;
+//! defaults are the web app's (20 albums, 30 items per page); a `pageSize` below 1 counts as 1.
+//! No server maximum is enforced ([U] in the spec). Day filters compare the UTC+8 day of
+//! `dateTaken` against inclusive `startDate`/`endDate` (`yyyyMMdd`, string or number); an
+//! unparsable bound is ignored. Without `albumId`, `galleries` and `timeline` cover every
+//! album except the private album 1000 (which the web app shows only after a second
+//! verification); with `albumId=1000` they list it.
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::gallery::PRIVATE;
+use super::server::{num, ok, query, Shared};
+use super::wire;
+
+fn page_bounds(total: usize, page: usize, size: usize) -> (usize, usize, bool) {
+    let start = page.saturating_mul(size).min(total);
+    let end = start.saturating_add(size).min(total);
+    (start, end, end >= total)
+}
+
+pub async fn album_list(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    let user = match app.authorize(&headers) {
+        Ok(u) => u,
+        Err(r) => return r.into_response(),
+    };
+    let q = query(q.as_deref());
+    let g = &app.gallery;
+    let page: usize = num(&q, "pageNum", 0);
+    let size: usize = num(&q, "pageSize", 20).max(1);
+    let shared = q.get("isShared").map(String::as_str) == Some("true");
+    let host = app.host(&headers);
+    let mut order: Vec<usize> = if shared {
+        vec![]
+    } else {
+        (0..g.albums.len()).collect()
+    };
+    // System albums first (1, 2, 1000), then user albums, most recently updated first.
+    order.sort_by_key(|&i| {
+        let a = &g.albums[i];
+        (!a.is_system(), -g.stats(&a.id).last_update, i)
+    });
+    let (start, end, last) = page_bounds(order.len(), page, size);
+    let albums: Vec<Value> = order[start..end]
+        .iter()
+        .map(|&i| {
+            let a = &g.albums[i];
+            wire::album(a, g.stats(&a.id), g, &user, &host, &app.signer)
+        })
+        .collect();
+    ok(json!({"albums": albums, "isLastPage": last, "indexHash": g.index_hash}))
+}
+
+/// `yyyyMMdd` bound as a number, if well-formed.
+fn day_bound(q: &std::collections::HashMap<String, String>, key: &str) -> Option<u32> {
+    let v = q.get(key)?.trim();
+    (v.len() == 8).then(|| v.parse().ok()).flatten()
+}
+
+pub async fn galleries(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = app.authorize(&headers) {
+        return r.into_response();
+    }
+    let q = query(q.as_deref());
+    let g = &app.gallery;
+    let album = q.get("albumId").filter(|a| !a.is_empty());
+    let from = day_bound(&q, "startDate").unwrap_or(0);
+    let to = day_bound(&q, "endDate").unwrap_or(u32::MAX);
+    let page: usize = num(&q, "pageNum", 0);
+    let size: usize = num(&q, "pageSize", 30).max(1);
+    let host = app.host(&headers);
+    let matching: Vec<usize> = g
+        .newest_first
+        .iter()
+        .copied()
+        .filter(|&i| {
+            let it = &g.items[i];
+            match album {
+                Some(a) => it.album_id == *a,
+                None => it.album_id != PRIVATE,
+            }
+        })
+        .filter(|&i| (from..=to).contains(&g.days[i]))
+        .collect();
+    let (start, end, last) = page_bounds(matching.len(), page, size);
+    let items: Vec<Value> = matching[start..end]
+        .iter()
+        .map(|&i| wire::item(&g.items[i], &host, &app.signer))
+        .collect();
+    ok(json!({"galleries": items, "isLastPage": last, "indexHash": g.index_hash}))
+}
+
+pub async fn timeline(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+) -> Response {
+    if let Err(r) = app.authorize(&headers) {
+        return r.into_response();
+    }
+    let q = query(q.as_deref());
+    let g = &app.gallery;
+    let album = q.get("albumId").filter(|a| !a.is_empty());
+    let mut days = std::collections::BTreeMap::<String, u64>::new();
+    for (i, it) in g.items.iter().enumerate() {
+        let hit = match album {
+            Some(a) => it.album_id == *a,
+            None => it.album_id != PRIVATE,
+        };
+        if hit {
+            *days.entry(g.days[i].to_string()).or_insert(0) += 1;
+        }
+    }
+    ok(json!({"dayCount": days, "indexHash": g.index_hash}))
+}

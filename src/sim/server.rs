@@ -1,0 +1,173 @@
+//! The HTTP front: shared state, the route table, and helpers every handler uses.
+//!
+//! One axum router serves the whole emulated world (i.mi.com, the passport and the KSS file
+//! nodes) on one address. A middleware counts requests per matched route for `/_sim/stats`.
+//! Query strings are parsed leniently by hand (unknown keys such as `ts`, `_dc`,
+//! `numOfThumbnails` are ignored; a bad number falls back to the default), because real
+//! clients send every variant.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::Value;
+
+use super::content::ContentStore;
+use super::gallery::Gallery;
+use super::session::Sessions;
+use super::stats::Stats;
+use super::urls::{sane_host, Signer};
+use super::{auth, control, download, listing, wire, SimConfig};
+
+pub struct App {
+    pub config: SimConfig,
+    pub gallery: Gallery,
+    pub sessions: Sessions,
+    pub signer: Signer,
+    pub stats: Stats,
+    pub content: ContentStore,
+    pub bound: SocketAddr,
+}
+
+pub type Shared = Arc<App>;
+
+pub fn router(app: Shared) -> Router {
+    Router::new()
+        .route("/api/user/login", get(auth::login))
+        .route("/pass/serviceLogin", get(auth::service_login))
+        .route("/sts", get(auth::sts))
+        .route("/status/lite/setting", get(auth::auto_renewal))
+        .route("/status/setting", get(auth::auto_renewal))
+        .route("/common/check", get(auth::check))
+        .route("/gallery/user/album/list", get(listing::album_list))
+        .route("/gallery/user/galleries", get(listing::galleries))
+        .route("/gallery/user/timeline", get(listing::timeline))
+        .route("/gallery/storage", get(download::storage))
+        .route("/_kss/jsonp", get(download::jsonp))
+        .route("/_kss/2/{bucket}/download_file", post(download::file))
+        .route("/_kss/2/{bucket}/get_thumbnail", get(download::thumbnail))
+        .route("/_sim/items", get(control::items))
+        .route("/_sim/albums", get(control::albums))
+        .route("/_sim/stats", get(control::stats))
+        .layer(middleware::from_fn_with_state(app.clone(), count))
+        .with_state(app)
+}
+
+async fn count(State(app): State<Shared>, req: Request, next: Next) -> Response {
+    let path = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "(unmatched)".to_string());
+    tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
+    app.stats.request(&path);
+    next.run(req).await
+}
+
+impl App {
+    /// `host[:port]` to put into URLs: the request's Host, else the bound address.
+    pub fn host(&self, headers: &HeaderMap) -> String {
+        headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .filter(|h| sane_host(h))
+            .map(str::to_string)
+            .unwrap_or_else(|| self.bound.to_string())
+    }
+
+    /// The user id of a request carrying a live `serviceToken` + matching `userId`, or the
+    /// gateway's 401 response.
+    pub fn authorize(&self, headers: &HeaderMap) -> Result<String, Unauthorized> {
+        let c = cookies(headers);
+        if let (Some(user), Some(token)) = (c.get("userId"), c.get("serviceToken")) {
+            let decoded = percent_encoding::percent_decode_str(token).decode_utf8_lossy();
+            if self.sessions.check(user, token) || self.sessions.check(user, &decoded) {
+                return Ok(user.clone());
+            }
+        }
+        Stats::bump(&self.stats.unauthorized, 1);
+        Err(Unauthorized(
+            self.signer.login_url(&self.host(headers), "/"),
+        ))
+    }
+}
+
+/// The gateway's HTTP 401 answer, carrying the re-login URL.
+pub struct Unauthorized(String);
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        json(StatusCode::UNAUTHORIZED, &wire::unauthorized(&self.0))
+    }
+}
+
+/// All cookies of the request (later duplicates win; surrounding quotes removed).
+pub fn cookies(headers: &HeaderMap) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(s) = v.to_str() else { continue };
+        for part in s.split(';') {
+            if let Some((k, v)) = part.trim().split_once('=') {
+                let v = v.trim().trim_matches('"');
+                out.insert(k.trim().to_string(), v.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Query parameters (percent-decoded, `+` as space).
+pub fn query(raw: Option<&str>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub fn num<T: std::str::FromStr>(q: &HashMap<String, String>, key: &str, default: T) -> T {
+    q.get(key)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// A JSON response with the real server's content type.
+pub fn json(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub fn ok(data: Value) -> Response {
+    json(StatusCode::OK, &wire::envelope(data))
+}
+
+pub fn plain(status: StatusCode, msg: &'static str) -> Response {
+    (status, [(header::CONTENT_TYPE, "text/plain")], msg).into_response()
+}
+
+/// A redirect with extra `Set-Cookie` headers.
+pub fn redirect(location: &str, set_cookies: &[String]) -> Response {
+    let mut resp = Response::new(Body::empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "bad redirect target"),
+    }
+    for c in set_cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}

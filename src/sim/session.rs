@@ -1,0 +1,78 @@
+//! Account state of the emulated passport and `i.mi.com`: tickets and service tokens.
+//!
+//! - A *ticket* (the `nonce` that `serviceLogin` appends to the STS callback) is single-use and
+//!   valid for 120 s.
+//! - A *serviceToken* is standard base64 of 241 random bytes (324 characters with `+`, `/` and
+//!   `==` padding, like the real "few hundred chars" token), valid for `token_ttl` after issue.
+//!   Renewal issues a new token and leaves the old one to expire on its own.
+//!
+//! Tokens are random (not seeded): determinism covers the gallery, not the sessions.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rand::RngCore;
+
+const TICKET_TTL: Duration = Duration::from_secs(120);
+
+#[derive(Default)]
+pub struct Sessions {
+    tokens: Mutex<HashMap<String, (String, Instant)>>,
+    tickets: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// `n` random bytes, URL-safe base64 without padding.
+pub fn random_b64url(n: usize) -> String {
+    let mut buf = vec![0u8; n];
+    rand::rng().fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+impl Sessions {
+    /// Register a single-use ticket for `user_id`; returns the nonce.
+    pub fn issue_ticket(&self, user_id: &str) -> String {
+        let nonce = random_b64url(12);
+        if let Ok(mut t) = self.tickets.lock() {
+            let now = Instant::now();
+            t.retain(|_, (_, exp)| *exp > now);
+            t.insert(nonce.clone(), (user_id.to_string(), now + TICKET_TTL));
+        }
+        nonce
+    }
+
+    /// Consume a ticket; the user id it was issued for.
+    pub fn redeem_ticket(&self, nonce: &str) -> Option<String> {
+        let mut t = self.tickets.lock().ok()?;
+        let (user, exp) = t.remove(nonce)?;
+        (exp > Instant::now()).then_some(user)
+    }
+
+    /// A fresh serviceToken for `user_id`, valid for `ttl`.
+    pub fn issue_token(&self, user_id: &str, ttl: Duration) -> String {
+        let mut buf = vec![0u8; 241];
+        let mut rng = rand::rng();
+        loop {
+            rng.fill_bytes(&mut buf);
+            let tok = base64::engine::general_purpose::STANDARD.encode(&buf);
+            if !(tok.contains('+') && tok.contains('/')) {
+                continue;
+            }
+            if let Ok(mut m) = self.tokens.lock() {
+                let now = Instant::now();
+                m.retain(|_, (_, exp)| *exp > now);
+                m.insert(tok.clone(), (user_id.to_string(), now + ttl));
+            }
+            return tok;
+        }
+    }
+
+    /// Whether `token` is live and belongs to `user_id`.
+    pub fn check(&self, user_id: &str, token: &str) -> bool {
+        let Ok(m) = self.tokens.lock() else {
+            return false;
+        };
+        matches!(m.get(token), Some((u, exp)) if u == user_id && *exp > Instant::now())
+    }
+}
