@@ -100,21 +100,6 @@ pub enum SimError {
     Content(#[from] content::ContentError),
 }
 
-impl SimConfig {
-    /// TEMPORARY stub until the sim branch lands.
-    pub fn demo() -> Self {
-        SimConfig {
-            seed: 42,
-            albums: 4,
-            items: 60,
-            user_id: DEFAULT_USER_ID.into(),
-            pass_token: DEFAULT_PASS_TOKEN.into(),
-            token_ttl: Duration::from_secs(600),
-            from_dir: None,
-        }
-    }
-}
-
 /// A running emulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
