@@ -264,3 +264,66 @@ fn cached_files_are_served_after_a_remount_without_new_downloads() {
         "the cache was not used"
     );
 }
+
+#[test]
+fn a_killed_daemon_is_explained_and_recovered_from() {
+    let sim = Sim::spawn(&["--seed", "13", "--items", "30"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let before = walk(&m.path("albums"));
+    let pid = daemon_pid(&m.mnt).expect("the daemon process");
+    // SAFETY: killing the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    wait_until("the daemon to die", Duration::from_secs(10), || {
+        // Gone, or a zombie (its parent, the `mount` command, exited long ago).
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+    });
+    let out = run(Command::new(MICLOUDFS)
+        .arg("mount")
+        .arg(&m.mnt)
+        .arg("--config-dir")
+        .arg(&m.config)
+        .arg("--cache-dir")
+        .arg(&m.cache));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("daemon is gone") && err.contains("micloudfs unmount"),
+        "{err}"
+    );
+    run_ok(Command::new(MICLOUDFS).arg("unmount").arg(&m.mnt));
+    assert!(!is_mounted(&m.mnt));
+    // The cache survived the kill: the same tree, no new download.
+    let downloads = sim.stats()["downloads"].as_u64().unwrap();
+    m.mount(&[]);
+    assert_eq!(walk(&m.path("albums")), before);
+    assert_eq!(sim.stats()["downloads"].as_u64().unwrap(), downloads);
+}
+
+#[test]
+fn mounting_twice_on_one_directory_is_refused() {
+    let sim = Sim::spawn(&["--seed", "17", "--items", "30"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let out = run(Command::new(MICLOUDFS)
+        .arg("mount")
+        .arg(&m.mnt)
+        .arg("--config-dir")
+        .arg(&m.config)
+        .arg("--cache-dir")
+        .arg(&m.cache));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already a mount point"), "{err}");
+    m.unmount();
+    let out = run(Command::new(MICLOUDFS).arg("unmount").arg(&m.mnt));
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not mounted"), "{err}");
+}

@@ -119,11 +119,18 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
                 .canonicalize()
                 .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
             if is_mount_point(&path) {
-                return Err(format!(
-                    "{} is already a mount point; unmount it first (micloudfs unmount {})",
-                    path.display(),
-                    path.display()
-                ));
+                // The kernel may answer stat from its attribute cache for a dead mount;
+                // statfs always asks the daemon.
+                let gone = statfs_errno(&path) == Some(libc::ENOTCONN);
+                return Err(if gone {
+                    dead_mount(&path)
+                } else {
+                    format!(
+                        "{} is already a mount point; unmount it first (micloudfs unmount {})",
+                        path.display(),
+                        path.display()
+                    )
+                });
             }
             Ok(path)
         }
@@ -131,11 +138,7 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
             "{} is not a directory; mount on an empty directory",
             path.display()
         )),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(format!(
-            "{} is a mount whose daemon is gone; run `micloudfs unmount {}` first",
-            path.display(),
-            path.display()
-        )),
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(dead_mount(path)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
             "{} does not exist; create it first (mkdir -p {})",
             path.display(),
@@ -146,6 +149,25 @@ fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
             path.display()
         )),
     }
+}
+
+fn dead_mount(path: &Path) -> String {
+    format!(
+        "{} is a mount whose daemon is gone; run `micloudfs unmount {}` first",
+        path.display(),
+        path.display()
+    )
+}
+
+/// The errno of `statfs(path)`, if it fails.
+fn statfs_errno(path: &Path) -> Option<i32> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: c is a valid NUL-terminated path and buf a properly sized out-parameter.
+    let rc = unsafe {
+        let mut buf: libc::statfs = std::mem::zeroed();
+        libc::statfs(c.as_ptr(), &mut buf)
+    };
+    (rc != 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
 }
 
 /// Whether `path` (canonical) is the target of a mount, per `/proc/self/mounts`.

@@ -149,6 +149,10 @@ impl fuser::Filesystem for GalleryFs {
         let _ = config.set_max_background(64);
         let _ = config.set_congestion_threshold(48);
         let _ = config.set_max_readahead(1024 * 1024);
+        // `ls -l` and rsync get names and attributes in one upcall per buffer.
+        let _ = config.add_capabilities(
+            fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
+        );
         Ok(())
     }
 

@@ -370,3 +370,15 @@ pub fn xattr_id(path: &Path) -> String {
     buf.truncate(n as usize);
     String::from_utf8(buf).unwrap()
 }
+
+/// The pid of the daemon serving `mnt` (a `micloudfs mount` process naming it).
+pub fn daemon_pid(mnt: &Path) -> Option<i32> {
+    let want = mnt.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        let is_mount = args.first()?.ends_with(b"micloudfs") && args.get(1) == Some(&&b"mount"[..]);
+        (is_mount && args.contains(&want)).then_some(pid)
+    })
+}
