@@ -334,40 +334,6 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis((base as f64 * jitter) as u64)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn envelope_rules() {
-        let data = parse_envelope(r#"{"result":"ok","code":0,"data":{"a":1}}"#, "t").unwrap();
-        assert_eq!(data["a"], 1);
-        // A 200 body without data is transient (spec §3.6).
-        let e = parse_envelope(r#"{"result":"ok","code":0}"#, "t").unwrap_err();
-        assert!(e.is_transient(), "{e}");
-        // So is a cut body.
-        assert!(parse_envelope(r#"{"result":"ok","co"#, "t")
-            .unwrap_err()
-            .is_transient());
-        let e = parse_envelope(r#"{"result":"error","code":50050,"retriable":false}"#, "t");
-        assert!(matches!(e, Err(CloudError::Api { code: 50050, .. })));
-        let e = parse_envelope(r#"{"result":"error","code":50051,"retriable":true}"#, "t");
-        assert!(e.unwrap_err().is_transient());
-        let e = parse_envelope(r#"{"result":"error","code":10001,"description":"x"}"#, "t");
-        assert!(matches!(e, Err(CloudError::Api { code: 10001, .. })));
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 1..20 {
-            let d = backoff(attempt);
-            assert!(d <= Duration::from_millis(12_000), "{attempt}: {d:?}");
-        }
-        assert!(backoff(1) < Duration::from_millis(400));
-        assert!(backoff(6) >= Duration::from_millis(4000));
-    }
-}
-
 #[async_trait]
 impl GalleryApi for HttpGalleryClient {
     async fn list_albums(&self) -> Result<Vec<Album>, CloudError> {
@@ -447,5 +413,39 @@ impl GalleryApi for HttpGalleryClient {
     async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
         let what = format!("the download of item {id}");
         with_retries(&what, || self.try_download(id)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_rules() {
+        let data = parse_envelope(r#"{"result":"ok","code":0,"data":{"a":1}}"#, "t").unwrap();
+        assert_eq!(data["a"], 1);
+        // A 200 body without data is transient (spec §3.6).
+        let e = parse_envelope(r#"{"result":"ok","code":0}"#, "t").unwrap_err();
+        assert!(e.is_transient(), "{e}");
+        // So is a cut body.
+        assert!(parse_envelope(r#"{"result":"ok","co"#, "t")
+            .unwrap_err()
+            .is_transient());
+        let e = parse_envelope(r#"{"result":"error","code":50050,"retriable":false}"#, "t");
+        assert!(matches!(e, Err(CloudError::Api { code: 50050, .. })));
+        let e = parse_envelope(r#"{"result":"error","code":50051,"retriable":true}"#, "t");
+        assert!(e.unwrap_err().is_transient());
+        let e = parse_envelope(r#"{"result":"error","code":10001,"description":"x"}"#, "t");
+        assert!(matches!(e, Err(CloudError::Api { code: 10001, .. })));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 1..20 {
+            let d = backoff(attempt);
+            assert!(d <= Duration::from_millis(12_000), "{attempt}: {d:?}");
+        }
+        assert!(backoff(1) < Duration::from_millis(400));
+        assert!(backoff(6) >= Duration::from_millis(4000));
     }
 }
