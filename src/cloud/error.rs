@@ -23,7 +23,10 @@ pub enum CloudError {
     Unauthorized { second_validation: bool },
 
     /// A business error in the envelope (`code` != 0).
-    #[error("the service answered code {code} for {what}: {description}")]
+    #[error(
+        "the service answered code {code} for {what}: {description} (retry later; if it \
+         persists, report it with the log)"
+    )]
     Api {
         code: i64,
         description: String,
@@ -43,11 +46,14 @@ pub enum CloudError {
     },
 
     /// A download URL expired or was refused (HTTP 403/404 on step 2 or 3).
-    #[error("download URL refused with HTTP {status} for {what}")]
+    #[error("the download URL was refused with HTTP {status} for {what} (it may have expired; it is resolved again)")]
     UrlRefused { status: u16, what: String },
 
     /// The answer could not be understood.
-    #[error("malformed answer from the service for {what}: {detail}")]
+    #[error(
+        "malformed answer from the service for {what}: {detail} (the service may have \
+         changed; please report this with the log)"
+    )]
     Malformed { what: String, detail: String },
 
     /// The configuration is unusable (bad base URL and the like).
