@@ -327,3 +327,72 @@ fn mounting_twice_on_one_directory_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not mounted"), "{err}");
 }
+
+/// A folder served with `micloud-sim --from-dir`: 1 500 files in one album (many readdir
+/// buffers), names that collide only in case, and `df` reporting the gallery's size.
+#[test]
+fn a_large_album_from_a_folder_lists_and_copies_completely() {
+    let src = tempfile::tempdir().unwrap();
+    let album = src.path().join("Big album");
+    std::fs::create_dir_all(&album).unwrap();
+    for i in 0..1500 {
+        std::fs::write(
+            album.join(format!("IMG_{i:05}.jpg")),
+            format!("photo {i}\n"),
+        )
+        .unwrap();
+    }
+    std::fs::write(album.join("CASE.jpg"), b"upper").unwrap();
+    std::fs::write(album.join("case.jpg"), b"lower").unwrap();
+    let sim = Sim::spawn(&["--from-dir", src.path().to_str().unwrap()]);
+    let items = visible(&sim.manifest());
+    assert_eq!(items.len(), 1502);
+    let m = Mount::of_sim(&sim, &[]);
+    let dir = m.path("albums/Big album");
+    let names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1502, "readdir lost or repeated entries");
+    let unique: BTreeSet<String> = names.iter().map(|n| n.to_lowercase()).collect();
+    assert_eq!(
+        unique.len(),
+        1502,
+        "names collide when case is ignored: {names:?}"
+    );
+    let out = run_ok(
+        Command::new("find")
+            .arg(m.path("albums"))
+            .args(["-type", "f"]),
+    );
+    let found = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(found, 1502 + 1, "find sees every file and SHA1SUMS");
+
+    let copy = m.dir.path().join("copy");
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", m.path("albums").display()))
+            .arg(&copy),
+    );
+    assert_same_items(&walk(&copy), &items, true);
+    run_ok(
+        Command::new("sha1sum")
+            .args(["-c", "--quiet", "SHA1SUMS"])
+            .current_dir(&copy),
+    );
+
+    // statfs: the file count and at least the gallery's bytes.
+    let out = run_ok(
+        Command::new("stat")
+            .args(["-f", "-c", "%b %S %c"])
+            .arg(&m.mnt),
+    );
+    let f: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let total: u64 = items.iter().map(|i| i.size).sum();
+    assert!(f[0] * f[1] >= total, "statfs blocks {f:?} < {total} bytes");
+    assert_eq!(f[2], 1502, "statfs file count");
+}

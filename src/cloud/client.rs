@@ -87,6 +87,7 @@ impl HttpGalleryClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("micloudfs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
+            .tcp_nodelay(true)
             .read_timeout(config.request_timeout)
             .pool_max_idle_per_host(32)
             .build()

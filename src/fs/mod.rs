@@ -260,6 +260,18 @@ impl fuser::Filesystem for GalleryFs {
         });
     }
 
+    /// Called at every close(); nothing is buffered, so nothing to do.
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
     fn release(
         &self,
         _req: &Request,

@@ -195,6 +195,13 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     });
     let (tx, rx) = oneshot::channel::<()>();
     let router = server::router(app.clone());
+    // Like any production HTTP server, answer without Nagle's delay: a response written in
+    // two segments would otherwise wait for the client's delayed ACK (40 ms a request).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
