@@ -224,16 +224,7 @@ fn sigterm_unmounts_a_foreground_mount_cleanly() {
     let sim = Sim::spawn(&["--seed", "5", "--items", "30"]);
     let m = Mount::of_sim(&sim, &[]);
     m.unmount();
-    let mut child = Command::new(MICLOUDFS)
-        .arg("mount")
-        .arg(&m.mnt)
-        .arg("--config-dir")
-        .arg(&m.config)
-        .arg("--cache-dir")
-        .arg(&m.cache)
-        .arg("-f")
-        .spawn()
-        .unwrap();
+    let mut child = m.mount_command().arg("-f").spawn().unwrap();
     wait_until("the foreground mount", Duration::from_secs(30), || {
         is_mounted(&m.mnt)
     });
@@ -285,13 +276,7 @@ fn a_killed_daemon_is_explained_and_recovered_from() {
             })
             .unwrap_or(true)
     });
-    let out = run(Command::new(MICLOUDFS)
-        .arg("mount")
-        .arg(&m.mnt)
-        .arg("--config-dir")
-        .arg(&m.config)
-        .arg("--cache-dir")
-        .arg(&m.cache));
+    let out = run(&mut m.mount_command());
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -311,13 +296,7 @@ fn a_killed_daemon_is_explained_and_recovered_from() {
 fn mounting_twice_on_one_directory_is_refused() {
     let sim = Sim::spawn(&["--seed", "17", "--items", "30"]);
     let m = Mount::of_sim(&sim, &[]);
-    let out = run(Command::new(MICLOUDFS)
-        .arg("mount")
-        .arg(&m.mnt)
-        .arg("--config-dir")
-        .arg(&m.config)
-        .arg("--cache-dir")
-        .arg(&m.cache));
+    let out = run(&mut m.mount_command());
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("already a mount point"), "{err}");

@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::server::{cookies, ok, plain, query, redirect, Shared};
+use super::server::{cookies, ok, plain, query, redirect, Session, Shared};
 use super::session::random_b64url;
 use super::stats::Stats;
 use super::wire::{now_ms, user_id_num};
@@ -128,13 +128,9 @@ pub async fn sts(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
 
 pub async fn auto_renewal(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    Session(user): Session,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let user = match app.authorize(&headers) {
-        Ok(u) => u,
-        Err(resp) => return resp.into_response(),
-    };
     let q = query(q.as_deref());
     if q.get("type").map(String::as_str) != Some("AutoRenewal") {
         return plain(StatusCode::BAD_REQUEST, "unsupported setting type");
@@ -155,10 +151,7 @@ pub async fn auto_renewal(
 }
 
 /// `GET /common/check`: a cheap session probe (envelope without `data`, or 401).
-pub async fn check(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(resp) = app.authorize(&headers) {
-        return resp.into_response();
-    }
+pub async fn check(_: Session) -> Response {
     let mut body = super::wire::envelope(json!(null));
     if let Some(m) = body.as_object_mut() {
         m.remove("data");

@@ -19,7 +19,7 @@ use bytes::Bytes;
 use serde_json::json;
 
 use super::content::{self, Body};
-use super::server::{json, ok, plain, query, Shared};
+use super::server::{json, ok, plain, query, Session, Shared};
 use super::stats::Stats;
 use super::wire::{business_error, now_ms};
 
@@ -38,12 +38,10 @@ fn ttl_ms(app: &Shared) -> i64 {
 
 pub async fn storage(
     State(app): State<Shared>,
+    _: Session,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Err(r) = app.authorize(&headers) {
-        return r.into_response();
-    }
     let q = query(q.as_deref());
     let cb = q
         .get("callBack")

@@ -10,11 +10,11 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::gallery::PRIVATE;
-use super::server::{num, ok, query, Shared};
+use super::server::{num, ok, query, Session, Shared};
 use super::wire;
 
 fn page_bounds(total: usize, page: usize, size: usize) -> (usize, usize, bool) {
@@ -25,13 +25,10 @@ fn page_bounds(total: usize, page: usize, size: usize) -> (usize, usize, bool) {
 
 pub async fn album_list(
     State(app): State<Shared>,
+    Session(user): Session,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let user = match app.authorize(&headers) {
-        Ok(u) => u,
-        Err(r) => return r.into_response(),
-    };
     let q = query(q.as_deref());
     let g = &app.gallery;
     let page: usize = num(&q, "pageNum", 0);
@@ -67,12 +64,10 @@ fn day_bound(q: &std::collections::HashMap<String, String>, key: &str) -> Option
 
 pub async fn galleries(
     State(app): State<Shared>,
+    _: Session,
     headers: HeaderMap,
     RawQuery(q): RawQuery,
 ) -> Response {
-    if let Err(r) = app.authorize(&headers) {
-        return r.into_response();
-    }
     let q = query(q.as_deref());
     let g = &app.gallery;
     let album = q.get("albumId").filter(|a| !a.is_empty());
@@ -102,14 +97,7 @@ pub async fn galleries(
     ok(json!({"galleries": items, "isLastPage": last, "indexHash": g.index_hash}))
 }
 
-pub async fn timeline(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    if let Err(r) = app.authorize(&headers) {
-        return r.into_response();
-    }
+pub async fn timeline(State(app): State<Shared>, _: Session, RawQuery(q): RawQuery) -> Response {
     let q = query(q.as_deref());
     let g = &app.gallery;
     let album = q.get("albumId").filter(|a| !a.is_empty());

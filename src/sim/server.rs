@@ -99,6 +99,21 @@ impl App {
     }
 }
 
+/// Extractor for the gateway's session check: a handler that takes `Session(user)` runs only
+/// for requests with a live `serviceToken` + `userId`; every other request gets the 401.
+pub struct Session(pub String);
+
+impl axum::extract::FromRequestParts<Shared> for Session {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Shared,
+    ) -> Result<Self, Self::Rejection> {
+        app.authorize(&parts.headers).map(Session)
+    }
+}
+
 /// The gateway's HTTP 401 answer, carrying the re-login URL.
 pub struct Unauthorized(String);
 

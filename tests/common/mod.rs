@@ -182,17 +182,20 @@ impl Mount {
         m
     }
 
+    /// `micloudfs mount MNT --config-dir .. --cache-dir ..`, ready for more flags.
+    pub fn mount_command(&self) -> Command {
+        let mut cmd = Command::new(MICLOUDFS);
+        cmd.arg("mount")
+            .arg(&self.mnt)
+            .arg("--config-dir")
+            .arg(&self.config)
+            .arg("--cache-dir")
+            .arg(&self.cache);
+        cmd
+    }
+
     pub fn mount(&self, extra: &[&str]) {
-        run_ok(
-            Command::new(MICLOUDFS)
-                .arg("mount")
-                .arg(&self.mnt)
-                .arg("--config-dir")
-                .arg(&self.config)
-                .arg("--cache-dir")
-                .arg(&self.cache)
-                .args(extra),
-        );
+        run_ok(self.mount_command().args(extra));
         assert!(
             is_mounted(&self.mnt),
             "mount returned but {} is not mounted",
