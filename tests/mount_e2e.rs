@@ -94,8 +94,21 @@ fn copy_and_verify(view: &str) {
             .current_dir(&cp_copy),
     );
 
-    // stat through the mount agrees with the listing for one file.
+    // stat and the extended attributes agree with the listing for one file.
     let (rel, facts) = in_mount.iter().next().unwrap();
+    let file = src.join(rel);
+    assert_eq!(
+        xattr_names(&file),
+        [
+            "user.micloud.id",
+            "user.micloud.sha1",
+            "user.micloud.mime",
+            "user.micloud.album"
+        ]
+    );
+    assert_eq!(xattr(&file, "user.micloud.sha1"), facts.sha1);
+    let item = items.iter().find(|i| i.id == xattr_id(&file)).unwrap();
+    assert_eq!(xattr(&file, "user.micloud.album"), item.album_id);
     let out = run_ok(
         Command::new("stat")
             .args(["-c", "%s %Y"])

@@ -350,28 +350,47 @@ pub fn assert_same_items(
     assert_eq!(got, want, "files and items differ (sha1, size, mtime)");
 }
 
-/// `user.micloud.id` of a file in the mount.
-pub fn xattr_id(path: &Path) -> String {
+/// An extended attribute of a file in the mount, as text.
+pub fn xattr(path: &Path, name: &str) -> String {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
-    let name = std::ffi::CString::new("user.micloud.id").unwrap();
-    let mut buf = vec![0u8; 64];
+    let name_c = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
     // SAFETY: valid C strings and a buffer of the given length.
     let n = unsafe {
         libc::getxattr(
             c.as_ptr(),
-            name.as_ptr(),
+            name_c.as_ptr(),
             buf.as_mut_ptr() as *mut _,
             buf.len(),
         )
     };
     assert!(
         n > 0,
-        "getxattr {}: {}",
+        "getxattr {} {name}: {}",
         path.display(),
         std::io::Error::last_os_error()
     );
     buf.truncate(n as usize);
     String::from_utf8(buf).unwrap()
+}
+
+/// `user.micloud.id` of a file in the mount.
+pub fn xattr_id(path: &Path) -> String {
+    xattr(path, "user.micloud.id")
+}
+
+/// The names `listxattr` gives for a file in the mount.
+pub fn xattr_names(path: &Path) -> Vec<String> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 1024];
+    // SAFETY: a valid C string and a buffer of the given length.
+    let n = unsafe { libc::listxattr(c.as_ptr(), buf.as_mut_ptr() as *mut _, buf.len()) };
+    assert!(n >= 0, "listxattr: {}", std::io::Error::last_os_error());
+    buf.truncate(n as usize);
+    buf.split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect()
 }
 
 /// The pid of the daemon serving `mnt` (a `micloudfs mount` process naming it).
