@@ -156,3 +156,19 @@ fn mount_demo_works_as_the_readme_says() {
     );
     m.unmount();
 }
+
+#[test]
+fn a_bad_cache_size_is_a_usage_error_that_shows_the_format() {
+    let (code, err) = stderr_of(Command::new(MICLOUDFS).args([
+        "mount",
+        "--demo",
+        "--max-cache-size",
+        "lots",
+        "/tmp",
+    ]));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("\"lots\" is not a size") && err.contains("GiB"),
+        "{err}"
+    );
+}

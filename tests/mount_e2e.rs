@@ -388,3 +388,40 @@ fn a_large_album_from_a_folder_lists_and_copies_completely() {
     assert!(f[0] * f[1] >= total, "statfs blocks {f:?} < {total} bytes");
     assert_eq!(f[2], 1502, "statfs file count");
 }
+
+/// A gallery larger than the cache copies completely, and the cache keeps to its cap.
+#[test]
+fn a_copy_larger_than_the_cache_completes_within_the_cap() {
+    let sim = Sim::spawn(&["--seed", "19", "--items", "80"]);
+    let items = visible(&sim.manifest());
+    let total: u64 = items.iter().map(|i| i.size).sum();
+    let largest = items.iter().map(|i| i.size).max().unwrap();
+    let cap = (largest + largest / 2).max(total / 4);
+    assert!(
+        cap < total / 2,
+        "the cache must be well smaller than the gallery: {cap} of {total}"
+    );
+    let m = Mount::of_sim(&sim, &["--max-cache-size", &cap.to_string()]);
+    let copy = m.dir.path().join("copy");
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .arg(format!("{}/", m.path("albums").display()))
+            .arg(&copy),
+    );
+    assert_same_items(&walk(&copy), &items, true);
+    run_ok(
+        Command::new("sha1sum")
+            .args(["-c", "--quiet", "SHA1SUMS"])
+            .current_dir(&copy),
+    );
+    let cached: u64 = walk(&m.cache.join("objects"))
+        .values()
+        .map(|f| f.size)
+        .sum();
+    assert!(
+        cached <= cap,
+        "the cache holds {cached} bytes, over its cap of {cap}"
+    );
+    assert!(cached > 0);
+}

@@ -32,6 +32,7 @@ pub(crate) struct DaemonPlan {
     pub zone: DateZone,
     pub include_private: bool,
     pub max_downloads: usize,
+    pub max_cache_bytes: u64,
     pub foreground: bool,
     pub verbose: bool,
 }
@@ -111,6 +112,7 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
             &ContentConfig {
                 cache_dir: plan.cache_dir.clone(),
                 max_downloads: plan.max_downloads,
+                max_bytes: plan.max_cache_bytes,
             },
             client,
         )

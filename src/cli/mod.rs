@@ -87,6 +87,10 @@ pub(crate) struct MountArgs {
     /// How many files are downloaded at once.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub max_downloads: u16,
+    /// The most disk the cache of downloaded originals may use, e.g. 500MiB, 20GiB, 1T
+    /// (the least recently read files are deleted to stay under it).
+    #[arg(long, value_name = "SIZE", default_value = "10GiB", value_parser = parse_size)]
+    pub max_cache_size: u64,
     /// Log more (debug level); MICLOUDFS_LOG=<filter> sets any tracing filter.
     #[arg(short, long)]
     pub verbose: bool,
@@ -100,6 +104,12 @@ struct UnmountArgs {
     /// Detach now even if the mount is busy (files open); it goes away once they close.
     #[arg(short = 'z', long)]
     lazy: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|_| format!("{s:?} is not a size; write for example 500MiB, 20GiB or 1TB"))
 }
 
 /// Runs the command line; the process exit code.

@@ -107,6 +107,7 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         zone,
         include_private: args.include_private,
         max_downloads: args.max_downloads as usize,
+        max_cache_bytes: args.max_cache_size,
         foreground: args.foreground,
         verbose: args.verbose,
     })

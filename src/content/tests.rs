@@ -95,6 +95,7 @@ fn setup(fake: FakeGallery) -> (tempfile::TempDir, Arc<FakeGallery>, ContentCach
         &ContentConfig {
             cache_dir: dir.path().to_path_buf(),
             max_downloads: 4,
+            max_bytes: DEFAULT_MAX_CACHE_BYTES,
         },
         fake.clone(),
     )
@@ -216,6 +217,7 @@ async fn same_content_in_two_items_is_fetched_once_and_survives_a_restart() {
         &ContentConfig {
             cache_dir: dir.path().to_path_buf(),
             max_downloads: 1,
+            max_bytes: DEFAULT_MAX_CACHE_BYTES,
         },
         fake.clone(),
     )
@@ -242,6 +244,7 @@ async fn stale_part_files_are_removed_on_open_fresh_ones_kept() {
         &ContentConfig {
             cache_dir: dir.path().to_path_buf(),
             max_downloads: 1,
+            max_bytes: DEFAULT_MAX_CACHE_BYTES,
         },
         Arc::new(FakeGallery::default()),
     )
@@ -251,4 +254,61 @@ async fn stale_part_files_are_removed_on_open_fresh_ones_kept() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("def.456.part")]);
+}
+
+#[tokio::test]
+async fn the_cache_stays_under_its_cap_and_evicted_objects_come_back() {
+    let bodies: Vec<Vec<u8>> = (0..5).map(|i| body(10 + i, 1_000)).collect();
+    let items: Vec<Item> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, b)| item(100 + i as u64, b))
+        .collect();
+    let mut fake = FakeGallery::default();
+    for (it, b) in items.iter().zip(&bodies) {
+        fake.bodies.insert(it.id, b.clone());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Arc::new(fake);
+    let cache = ContentCache::open(
+        &ContentConfig {
+            cache_dir: dir.path().to_path_buf(),
+            max_downloads: 2,
+            max_bytes: 2_500,
+        },
+        fake.clone(),
+    )
+    .unwrap();
+    // A reader holding the first object open keeps reading it after it is evicted.
+    let held = cache.open_item(&items[0]).await.unwrap();
+    for it in &items[1..] {
+        cache.fetch(it).await.unwrap();
+    }
+    assert_eq!(cache.stats.evictions.load(Ordering::SeqCst), 3);
+    let on_disk: Vec<bool> = items
+        .iter()
+        .map(|it| cache.object_path(&it.sha1).exists())
+        .collect();
+    assert_eq!(on_disk, vec![false, false, false, true, true]);
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut &held, &mut buf).unwrap();
+    assert_eq!(buf, bodies[0]);
+    // An evicted object is downloaded again when read again.
+    let f = cache.open_item(&items[0]).await.unwrap();
+    let mut buf = Vec::new();
+    std::io::Read::read_to_end(&mut &f, &mut buf).unwrap();
+    assert_eq!(buf, bodies[0]);
+    assert_eq!(fake.opens.load(Ordering::SeqCst), 6);
+}
+
+#[tokio::test]
+async fn an_object_deleted_behind_the_cache_is_fetched_again() {
+    let b = body(9, 2_000);
+    let (fake, it) = one_item_fake(&b);
+    let (_dir, fake, cache) = setup(fake);
+    cache.open_item(&it).await.unwrap();
+    std::fs::remove_file(cache.object_path(&it.sha1)).unwrap();
+    let f = cache.open_item(&it).await.unwrap();
+    assert_eq!(f.metadata().unwrap().len(), b.len() as u64);
+    assert_eq!(fake.opens.load(Ordering::SeqCst), 2);
 }

@@ -521,13 +521,9 @@ async fn open_media(
         return Err(Errno::EBADF);
     };
     file.get_or_init(|| async {
-        let path = cache.fetch(item).await.map_err(|e| {
+        cache.open_item(item).await.map(Arc::new).map_err(|e| {
             tracing::error!(id = %item.id, name = %item.file_name.escape_debug(), error = %e, "cannot fetch");
             errno::for_content(&e)
-        })?;
-        std::fs::File::open(&*path).map(Arc::new).map_err(|e| {
-            tracing::error!(error = %e, "cannot open a cached object");
-            Errno::EIO
         })
     })
     .await
