@@ -72,7 +72,9 @@ impl Catalog {
 
     /// Total bytes of all items.
     pub fn total_size(&self) -> u64 {
-        self.items.iter().map(|i| i.size).sum()
+        self.items
+            .iter()
+            .fold(0u64, |t, i| t.saturating_add(i.size))
     }
 }
 

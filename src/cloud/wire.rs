@@ -9,12 +9,16 @@
 //! - list pages are parsed item by item: one malformed item is skipped with a warning, it
 //!   never loses the rest of the page;
 //! - sizes and times default to 0 when missing, a missing or malformed `sha1` makes the item
-//!   unverifiable, so it is skipped (and logged) rather than served unchecked.
+//!   unverifiable, so it is skipped (and logged) rather than served unchecked; so is a
+//!   `size` over 1 TiB, which no phone produces.
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::model::{Album, AlbumId, Item, ItemId, MediaKind, Sha1Digest};
+
+/// No phone photo or video comes near this; a larger `size` is a malformed listing.
+const MAX_ITEM_SIZE: u64 = 1 << 40;
 
 /// The common envelope of every successful (HTTP 200) answer.
 #[derive(Debug, Deserialize)]
@@ -130,6 +134,9 @@ pub(crate) fn parse_item(v: &Value, album: AlbumId) -> Result<Item, String> {
         Some(Value::String(s)) => s.trim().parse().map_err(|_| "size is not an integer")?,
         _ => return Err("size missing".into()),
     };
+    if size > MAX_ITEM_SIZE {
+        return Err(format!("size {size} is implausible (over 1 TiB)"));
+    }
     let file_name = str_of(v.get("fileName"))
         .or_else(|| str_of(v.get("title")))
         .unwrap_or("")
@@ -222,6 +229,7 @@ mod tests {
             ("sha1", json!("xyz")),
             ("size", json!(-5)),
             ("size", json!("big")),
+            ("size", json!(u64::MAX)),
         ] {
             let mut v = item_json();
             v[key] = bad;

@@ -352,7 +352,11 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let bytes: u64 = self.view.items().iter().map(|i| i.size).sum();
+        let bytes = self
+            .view
+            .items()
+            .iter()
+            .fold(0u64, |t, i| t.saturating_add(i.size));
         let files = self.view.items().len() as u64;
         reply.statfs(bytes.div_ceil(4096), 0, 0, files, 0, 4096, 255, 4096);
     }
