@@ -952,3 +952,29 @@ fn gnu_sha1sum_accepts_sha1sums() {
         assert_eq!(stdout.matches(": OK").count(), names.len(), "{stdout}");
     }
 }
+
+#[test]
+fn extreme_times_and_sizes_never_panic() {
+    let mut items = Vec::new();
+    for (i, t) in [i64::MIN, -1, 0, i64::MAX, 253_402_300_800_000]
+        .into_iter()
+        .enumerate()
+    {
+        let mut it = item(900 + i as u64, 1, "x.jpg", t, t);
+        it.size = u64::MAX / 4;
+        it.exif_date_time = Some(
+            [
+                "9999:99:99 99:99:99",
+                "",
+                "0000:00:00 00:00:00",
+                "2024:02:30 10:00:00",
+                "garbage",
+            ][i]
+                .to_string(),
+        );
+        items.push(it);
+    }
+    let v = build(&[album(1, None)], items);
+    check_invariants(&v);
+    assert_eq!(files(&v).len(), 10);
+}
