@@ -155,7 +155,11 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         }
         tracing::info!("signal received; unmounting");
         if let Err(e) = unmounter.unmount() {
-            tracing::error!(error = %e, "unmount failed");
+            tracing::error!(
+                error = %e,
+                "cannot unmount (is a program still using the mount?); close it and send the \
+                 signal again, or run `micloudfs unmount --lazy MOUNTPOINT`"
+            );
         }
     });
 
