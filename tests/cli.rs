@@ -83,19 +83,7 @@ fn login_stores_a_private_account_and_refuses_a_bad_pass_token() {
     let sim = Sim::spawn(&["--items", "30"]);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("cfg");
-    let (code, err) = stderr_of(
-        Command::new(MICLOUDFS)
-            .args([
-                "login",
-                "--user-id",
-                "1234567890",
-                "--pass-token",
-                "V1:wrong",
-            ])
-            .args(["--api-base", &sim.base_url])
-            .arg("--config-dir")
-            .arg(&cfg),
-    );
+    let (code, err) = stderr_of(&mut login_command(&sim, "V1:wrong", &cfg));
     assert_eq!(code, 1);
     assert!(
         err.contains("passToken") && err.contains("micloudfs login"),
@@ -106,19 +94,7 @@ fn login_stores_a_private_account_and_refuses_a_bad_pass_token() {
         "a refused account was stored"
     );
 
-    run_ok(
-        Command::new(MICLOUDFS)
-            .args([
-                "login",
-                "--user-id",
-                "1234567890",
-                "--pass-token",
-                "V1:sim-pass-token",
-            ])
-            .args(["--api-base", &sim.base_url])
-            .arg("--config-dir")
-            .arg(&cfg),
-    );
+    run_ok(&mut login_command(&sim, "V1:sim-pass-token", &cfg));
     let mode = std::fs::metadata(cfg.join("account.json"))
         .unwrap()
         .permissions()
@@ -149,11 +125,7 @@ fn mount_demo_works_as_the_readme_says() {
         );
     }
     assert!(m.path("by-date/SHA1SUMS").exists());
-    run_ok(
-        Command::new("sha1sum")
-            .args(["-c", "--quiet", "SHA1SUMS"])
-            .current_dir(m.path("albums")),
-    );
+    sha1sum_check(&m.path("albums"));
     m.unmount();
 }
 

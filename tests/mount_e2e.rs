@@ -43,28 +43,14 @@ fn copy_and_verify(view: &str) {
 
     // rsync -a: byte-exact copy with mtimes; SHA1SUMS verifies it.
     let copy = m.dir.path().join("rsync-copy");
-    run_ok(
-        Command::new("rsync")
-            .arg("-a")
-            .arg(format!("{}/", src.display()))
-            .arg(&copy),
-    );
+    rsync_copy(&src, &copy, &[]);
     let copied = walk(&copy);
     assert_eq!(
         copied.keys().collect::<Vec<_>>(),
         in_mount.keys().collect::<Vec<_>>()
     );
     assert_same_items(&copied, &items, true);
-    let check = run_ok(
-        Command::new("sha1sum")
-            .args(["-c", "--quiet", "SHA1SUMS"])
-            .current_dir(&copy),
-    );
-    assert!(
-        check.stdout.is_empty(),
-        "sha1sum -c complained: {}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    sha1sum_check(&copy);
     let listed = std::fs::read_to_string(copy.join("SHA1SUMS"))
         .unwrap()
         .lines()
@@ -72,12 +58,7 @@ fn copy_and_verify(view: &str) {
     assert_eq!(listed, items.len(), "SHA1SUMS must list every file once");
 
     // A second rsync transfers nothing.
-    let again = run_ok(
-        Command::new("rsync")
-            .args(["-a", "--itemize-changes"])
-            .arg(format!("{}/", src.display()))
-            .arg(&copy),
-    );
+    let again = rsync_copy(&src, &copy, &["--itemize-changes"]);
     assert!(
         again.stdout.is_empty(),
         "second rsync transferred: {}",
@@ -88,11 +69,7 @@ fn copy_and_verify(view: &str) {
     let cp_copy = m.dir.path().join("cp-copy");
     run_ok(Command::new("cp").arg("-r").arg(&src).arg(&cp_copy));
     assert_same_items(&walk(&cp_copy), &items, false);
-    run_ok(
-        Command::new("sha1sum")
-            .args(["-c", "--quiet", "SHA1SUMS"])
-            .current_dir(&cp_copy),
-    );
+    sha1sum_check(&cp_copy);
 
     // stat and the extended attributes agree with the listing for one file.
     let (rel, facts) = in_mount.iter().next().unwrap();
@@ -141,12 +118,10 @@ fn a_copy_longer_than_the_token_lifetime_completes() {
     let kib_per_s = (total / 1024 / 9).max(1);
     let copy = m.dir.path().join("copy");
     let start = Instant::now();
-    run_ok(
-        Command::new("rsync")
-            .arg("-a")
-            .arg(format!("--bwlimit={kib_per_s}"))
-            .arg(format!("{}/", m.path("albums").display()))
-            .arg(&copy),
+    rsync_copy(
+        &m.path("albums"),
+        &copy,
+        &[&format!("--bwlimit={kib_per_s}")],
     );
     let took = start.elapsed();
     assert!(
@@ -154,11 +129,7 @@ fn a_copy_longer_than_the_token_lifetime_completes() {
         "the copy took only {took:?}: the test proves nothing"
     );
     assert_same_items(&walk(&copy), &items, true);
-    run_ok(
-        Command::new("sha1sum")
-            .args(["-c", "--quiet", "SHA1SUMS"])
-            .current_dir(&copy),
-    );
+    sha1sum_check(&copy);
     let stats = sim.stats();
     let exchanges = stats["token_exchanges"].as_u64().expect("token_exchanges");
     assert!(
@@ -361,18 +332,9 @@ fn a_large_album_from_a_folder_lists_and_copies_completely() {
     assert_eq!(found, 1502 + 1, "find sees every file and SHA1SUMS");
 
     let copy = m.dir.path().join("copy");
-    run_ok(
-        Command::new("rsync")
-            .arg("-a")
-            .arg(format!("{}/", m.path("albums").display()))
-            .arg(&copy),
-    );
+    rsync_copy(&m.path("albums"), &copy, &[]);
     assert_same_items(&walk(&copy), &items, true);
-    run_ok(
-        Command::new("sha1sum")
-            .args(["-c", "--quiet", "SHA1SUMS"])
-            .current_dir(&copy),
-    );
+    sha1sum_check(&copy);
 
     // statfs: the file count and at least the gallery's bytes.
     let out = run_ok(
@@ -403,18 +365,9 @@ fn a_copy_larger_than_the_cache_completes_within_the_cap() {
     );
     let m = Mount::of_sim(&sim, &["--max-cache-size", &cap.to_string()]);
     let copy = m.dir.path().join("copy");
-    run_ok(
-        Command::new("rsync")
-            .arg("-a")
-            .arg(format!("{}/", m.path("albums").display()))
-            .arg(&copy),
-    );
+    rsync_copy(&m.path("albums"), &copy, &[]);
     assert_same_items(&walk(&copy), &items, true);
-    run_ok(
-        Command::new("sha1sum")
-            .args(["-c", "--quiet", "SHA1SUMS"])
-            .current_dir(&copy),
-    );
+    sha1sum_check(&copy);
     let cached: u64 = walk(&m.cache.join("objects"))
         .values()
         .map(|f| f.size)

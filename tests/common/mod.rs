@@ -137,6 +137,47 @@ pub fn run_ok(cmd: &mut Command) -> Output {
     out
 }
 
+/// `micloudfs login` against the emulator's default account with `pass_token`.
+pub fn login_command(sim: &Sim, pass_token: &str, config: &Path) -> Command {
+    let mut cmd = Command::new(MICLOUDFS);
+    cmd.args([
+        "login",
+        "--user-id",
+        "1234567890",
+        "--pass-token",
+        pass_token,
+    ])
+    .args(["--api-base", &sim.base_url])
+    .arg("--config-dir")
+    .arg(config);
+    cmd
+}
+
+/// `rsync -a SRC/ DEST` plus `extra` flags; its output.
+pub fn rsync_copy(src: &Path, dest: &Path, extra: &[&str]) -> Output {
+    run_ok(
+        Command::new("rsync")
+            .arg("-a")
+            .args(extra)
+            .arg(format!("{}/", src.display()))
+            .arg(dest),
+    )
+}
+
+/// `sha1sum -c --quiet SHA1SUMS` in `dir` passes and prints nothing.
+pub fn sha1sum_check(dir: &Path) {
+    let out = run_ok(
+        Command::new("sha1sum")
+            .args(["-c", "--quiet", "SHA1SUMS"])
+            .current_dir(dir),
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "sha1sum -c complained: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 /// A mounted gallery, unmounted on drop.
 pub struct Mount {
     pub dir: tempfile::TempDir,
@@ -164,20 +205,7 @@ impl Mount {
     /// `login` against the emulator, then `mount` (daemonized) with `extra` flags.
     pub fn of_sim(sim: &Sim, extra: &[&str]) -> Mount {
         let m = Mount::tempdirs();
-        run_ok(
-            Command::new(MICLOUDFS)
-                .args([
-                    "login",
-                    "--user-id",
-                    "1234567890",
-                    "--pass-token",
-                    "V1:sim-pass-token",
-                    "--api-base",
-                    &sim.base_url,
-                    "--config-dir",
-                ])
-                .arg(&m.config),
-        );
+        run_ok(&mut login_command(sim, "V1:sim-pass-token", &m.config));
         m.mount(extra);
         m
     }
