@@ -47,6 +47,14 @@ struct Args {
     /// Serve this folder (subfolders = albums) instead of a generated gallery.
     #[arg(long)]
     from_dir: Option<PathBuf>,
+    #[command(flatten)]
+    link: sim::LinkConfig,
+    #[command(flatten)]
+    faults: sim::FaultConfig,
+    #[command(flatten)]
+    accounts: sim::AccountsConfig,
+    #[command(flatten)]
+    scale: sim::ScaleConfig,
 }
 
 #[tokio::main]
@@ -68,6 +76,10 @@ async fn main() {
         token_ttl: Duration::from_secs(args.token_ttl),
         from_dir: args.from_dir,
         url_ttl: Duration::from_secs(args.url_ttl),
+        link: args.link,
+        faults: args.faults,
+        accounts: args.accounts,
+        scale: args.scale,
     };
     let handle = match sim::start(config, args.listen).await {
         Ok(h) => h,

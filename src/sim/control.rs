@@ -12,12 +12,12 @@ use super::server::{json, Shared};
 use super::wire;
 
 pub async fn items(State(app): State<Shared>) -> Response {
-    let all: Vec<Value> = app.gallery.items.iter().map(wire::truth_item).collect();
+    let all: Vec<Value> = app.gallery().items.iter().map(wire::truth_item).collect();
     json(StatusCode::OK, &Value::Array(all))
 }
 
 pub async fn albums(State(app): State<Shared>) -> Response {
-    let g = &app.gallery;
+    let g = app.gallery();
     let all: Vec<Value> = g
         .albums
         .iter()

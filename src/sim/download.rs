@@ -52,7 +52,7 @@ pub async fn storage(
         return plain(StatusCode::BAD_REQUEST, "invalid callBack");
     }
     let id = q.get("id").cloned().unwrap_or_default();
-    if app.gallery.item(&id).is_none() {
+    if app.gallery().item(&id).is_none() {
         let body = business_error(50050, "文件已经被删除", false);
         return json(StatusCode::OK, &body);
     }
@@ -79,7 +79,7 @@ pub async fn jsonp(
     if exp < now_ms() {
         return plain(StatusCode::FORBIDDEN, "url expired");
     }
-    let Some(item) = app.gallery.item(&id) else {
+    let Some(item) = app.gallery().item(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
     let exp_b = now_ms() + ttl_ms(&app);
@@ -117,10 +117,10 @@ pub async fn file(State(app): State<Shared>, RawQuery(q): RawQuery, body: Bytes)
     if !app.signer.check_meta(&id, exp, &meta) {
         return plain(StatusCode::FORBIDDEN, "bad meta");
     }
-    let Some(item) = app.gallery.item(&id) else {
+    let Some(item) = app.gallery().item(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
-    let (http_body, len) = match app.content.body(item).await {
+    let (http_body, len) = match app.content.body(&item).await {
         Ok(Body::Memory(b)) => {
             let len = b.len() as u64;
             (HttpBody::from(b), len)
@@ -170,7 +170,7 @@ pub async fn thumbnail(State(app): State<Shared>, RawQuery(q): RawQuery) -> Resp
     if !app.signer.check(&["T", &id, &ts], &sig) || !live {
         return plain(StatusCode::FORBIDDEN, "bad or expired signature");
     }
-    let Some(item) = app.gallery.item(&id).cloned() else {
+    let Some(item) = app.gallery().item(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
     let px: u16 = q

@@ -83,7 +83,7 @@ pub struct AlbumStats {
     pub cover: Option<usize>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Gallery {
     pub albums: Vec<Album>,
     pub items: Vec<Item>,

@@ -30,7 +30,7 @@ pub async fn album_list(
     RawQuery(q): RawQuery,
 ) -> Response {
     let q = query(q.as_deref());
-    let g = &app.gallery;
+    let g = app.gallery();
     let page: usize = num(&q, "pageNum", 0);
     let size: usize = num(&q, "pageSize", 20).max(1);
     let shared = q.get("isShared").map(String::as_str) == Some("true");
@@ -50,7 +50,7 @@ pub async fn album_list(
         .iter()
         .map(|&i| {
             let a = &g.albums[i];
-            wire::album(a, g.stats(&a.id), g, &user, &host, &app.signer)
+            wire::album(a, g.stats(&a.id), &g, &user, &host, &app.signer)
         })
         .collect();
     ok(json!({"albums": albums, "isLastPage": last, "indexHash": g.index_hash}))
@@ -69,7 +69,7 @@ pub async fn galleries(
     RawQuery(q): RawQuery,
 ) -> Response {
     let q = query(q.as_deref());
-    let g = &app.gallery;
+    let g = app.gallery();
     let album = q.get("albumId").filter(|a| !a.is_empty());
     let from = day_bound(&q, "startDate").unwrap_or(0);
     let to = day_bound(&q, "endDate").unwrap_or(u32::MAX);
@@ -99,7 +99,7 @@ pub async fn galleries(
 
 pub async fn timeline(State(app): State<Shared>, _: Session, RawQuery(q): RawQuery) -> Response {
     let q = query(q.as_deref());
-    let g = &app.gallery;
+    let g = app.gallery();
     let album = q.get("albumId").filter(|a| !a.is_empty());
     let mut days = std::collections::BTreeMap::<String, u64>::new();
     for (i, it) in g.items.iter().enumerate() {

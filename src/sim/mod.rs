@@ -15,10 +15,12 @@
 //! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
 //! awaited.
 
+mod accounts;
 mod auth;
 mod content;
 mod control;
 mod download;
+mod faults;
 mod from_dir;
 mod gallery;
 mod generate;
@@ -26,8 +28,10 @@ mod jpeg;
 mod listing;
 mod mp4;
 mod rng;
+mod scale;
 mod server;
 mod session;
+mod shape;
 mod stats;
 mod urls;
 mod wire;
@@ -40,7 +44,11 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use accounts::AccountsConfig;
+pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
+pub use scale::ScaleConfig;
+pub use shape::LinkConfig;
 pub use stats::SimStats;
 
 pub const DEFAULT_USER_ID: &str = "1234567890";
@@ -66,6 +74,14 @@ pub struct SimConfig {
     pub from_dir: Option<PathBuf>,
     /// Lifetime of the signed download URLs.
     pub url_ttl: Duration,
+    /// Link shaping (latency, bandwidth).
+    pub link: LinkConfig,
+    /// Fault injection.
+    pub faults: FaultConfig,
+    /// Accounts and the login flows they play.
+    pub accounts: AccountsConfig,
+    /// Gallery scale and sizes.
+    pub scale: ScaleConfig,
 }
 
 impl Default for SimConfig {
@@ -80,6 +96,10 @@ impl Default for SimConfig {
             token_ttl: DEFAULT_TOKEN_TTL,
             from_dir: None,
             url_ttl: DEFAULT_URL_TTL,
+            link: LinkConfig::default(),
+            faults: FaultConfig::default(),
+            accounts: AccountsConfig::default(),
+            scale: ScaleConfig::default(),
         }
     }
 }
@@ -186,7 +206,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     );
     let app = Arc::new(server::App {
         config,
-        gallery,
+        gallery: std::sync::RwLock::new(Arc::new(gallery)),
         sessions: session::Sessions::default(),
         signer: urls::Signer::default(),
         stats: stats::Stats::default(),

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
@@ -28,7 +28,9 @@ use super::{auth, control, download, listing, wire, SimConfig};
 
 pub struct App {
     pub config: SimConfig,
-    pub gallery: Gallery,
+    /// The gallery as of now; replaced whole by [`App::mutate`] (readers keep a consistent
+    /// snapshot for the whole request).
+    pub gallery: RwLock<Arc<Gallery>>,
     pub sessions: Sessions,
     pub signer: Signer,
     pub stats: Stats,
@@ -72,6 +74,28 @@ async fn count(State(app): State<Shared>, req: Request, next: Next) -> Response 
 }
 
 impl App {
+    /// A consistent snapshot of the gallery.
+    pub fn gallery(&self) -> Arc<Gallery> {
+        match self.gallery.read() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Apply a change to the gallery (copy-on-write: readers holding a snapshot are not
+    /// disturbed). Returns what `f` returns.
+    #[allow(dead_code)] // first callers: the live-change and fault modules
+    pub fn mutate<R>(&self, f: impl FnOnce(&mut Gallery) -> R) -> R {
+        let mut guard = match self.gallery.write() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut next = Gallery::clone(&guard);
+        let r = f(&mut next);
+        *guard = Arc::new(next);
+        r
+    }
+
     /// `host[:port]` to put into URLs: the request's Host, else the bound address.
     pub fn host(&self, headers: &HeaderMap) -> String {
         headers

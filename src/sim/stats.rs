@@ -12,6 +12,8 @@ use serde::Serialize;
 #[derive(Default)]
 pub struct Stats {
     requests: Mutex<BTreeMap<String, u64>>,
+    faults: Mutex<BTreeMap<String, u64>>,
+    counters: Mutex<BTreeMap<String, u64>>,
     pub token_exchanges: AtomicU64,
     pub auto_renewals: AtomicU64,
     pub unauthorized: AtomicU64,
@@ -23,6 +25,12 @@ pub struct Stats {
 #[derive(Clone, Debug, Default, Serialize, serde::Deserialize, PartialEq)]
 pub struct SimStats {
     pub requests: BTreeMap<String, u64>,
+    /// Faults fired, by kind.
+    #[serde(default)]
+    pub faults: BTreeMap<String, u64>,
+    /// Other named events (write-endpoint calls, logins by flow, …).
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
     pub token_exchanges: u64,
     pub auto_renewals: u64,
     pub unauthorized: u64,
@@ -32,9 +40,19 @@ pub struct SimStats {
 
 impl Stats {
     pub fn request(&self, path: &str) {
-        if let Ok(mut m) = self.requests.lock() {
-            *m.entry(path.to_string()).or_insert(0) += 1;
-        }
+        bump_map(&self.requests, path, 1);
+    }
+
+    /// Count one fault of `kind`.
+    #[allow(dead_code)] // first callers: the fault module
+    pub fn fault(&self, kind: &str) {
+        bump_map(&self.faults, kind, 1);
+    }
+
+    /// Count `by` events named `name`.
+    #[allow(dead_code)] // first callers: the live-change and passport modules
+    pub fn count(&self, name: &str, by: u64) {
+        bump_map(&self.counters, name, by);
     }
 
     pub fn bump(counter: &AtomicU64, by: u64) {
@@ -45,11 +63,19 @@ impl Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         SimStats {
             requests: self.requests.lock().map(|m| m.clone()).unwrap_or_default(),
+            faults: self.faults.lock().map(|m| m.clone()).unwrap_or_default(),
+            counters: self.counters.lock().map(|m| m.clone()).unwrap_or_default(),
             token_exchanges: get(&self.token_exchanges),
             auto_renewals: get(&self.auto_renewals),
             unauthorized: get(&self.unauthorized),
             bytes_served: get(&self.bytes_served),
             downloads: get(&self.downloads),
         }
+    }
+}
+
+fn bump_map(map: &Mutex<BTreeMap<String, u64>>, key: &str, by: u64) {
+    if let Ok(mut m) = map.lock() {
+        *m.entry(key.to_string()).or_insert(0) += by;
     }
 }

@@ -1,0 +1,200 @@
+//! Raw-HTTP helpers shared by the emulator's conformance suites (`tests/sim_*.rs`).
+//!
+//! A plain reqwest client that follows no redirects and keeps no cookie jar, so every cookie
+//! and Location is checked by hand; an in-process emulator on 127.0.0.1:0 per test.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+
+use micloudfs::sim::{self, SimConfig, SimHandle};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::{Client, StatusCode};
+use serde_json::Value;
+use sha1::{Digest, Sha1};
+
+pub const TWO_POW_53: u64 = 9_007_199_254_740_992;
+
+pub fn client() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+pub async fn start(config: SimConfig) -> SimHandle {
+    sim::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// `name=value` pairs of every Set-Cookie header.
+pub fn set_cookies(resp: &reqwest::Response) -> HashMap<String, String> {
+    resp.headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|c| c.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Runs login → serviceLogin → sts with the given credentials; returns the Set-Cookie map of
+/// the final STS response.
+pub async fn login_chain(h: &SimHandle, user: &str, pass: &str) -> HashMap<String, String> {
+    let c = client();
+    let login: Value = c
+        .get(format!(
+            "{}/api/user/login?ts=1&followUp=%2F&_locale=zh_CN",
+            h.base_url()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .unwrap();
+    let login_url = login["data"]["loginUrl"].as_str().unwrap().to_string();
+    let passport = c
+        .get(&login_url)
+        .header(
+            COOKIE,
+            format!("userId={user}; deviceId=wb_test; passToken={pass}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(passport.status(), StatusCode::FOUND);
+    let loc = passport.headers()[LOCATION].to_str().unwrap().to_string();
+    let sts = c.get(&loc).send().await.unwrap();
+    assert!(sts.status().is_redirection());
+    set_cookies(&sts)
+}
+
+/// A valid `userId=..; serviceToken=..` cookie header.
+pub async fn session(h: &SimHandle) -> String {
+    let set = login_chain(h, sim::DEFAULT_USER_ID, sim::DEFAULT_PASS_TOKEN).await;
+    format!(
+        "userId={}; serviceToken={}",
+        set["userId"], set["serviceToken"]
+    )
+}
+
+pub async fn get_json(h: &SimHandle, cookie: &str, path_q: &str) -> Value {
+    let resp = client()
+        .get(format!("{}{path_q}", h.base_url()))
+        .header(COOKIE, cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{path_q}");
+    resp.text()
+        .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .unwrap()
+}
+
+pub async fn truth_items(h: &SimHandle) -> Vec<Value> {
+    get_json(h, "", "/_sim/items")
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+pub fn assert_envelope(v: &Value) {
+    assert_eq!(v["result"], "ok");
+    assert_eq!(v["retriable"], false);
+    assert_eq!(v["code"], 0);
+    assert!(v["data"].is_object(), "data: {v}");
+    assert!(v["description"].is_string());
+    assert!(v["ts"].as_i64().unwrap() > 1_600_000_000_000);
+}
+
+/// Every item of a `galleries` query, following `isLastPage`.
+pub async fn all_pages(h: &SimHandle, cookie: &str, query: &str, size: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    for page in 0.. {
+        let v = get_json(
+            h,
+            cookie,
+            &format!("/gallery/user/galleries?{query}&pageNum={page}&pageSize={size}"),
+        )
+        .await;
+        assert_envelope(&v);
+        let items = v["data"]["galleries"].as_array().unwrap();
+        assert!(items.len() <= size);
+        out.extend(items.iter().cloned());
+        if v["data"]["isLastPage"].as_bool().unwrap() {
+            break;
+        }
+        assert_eq!(items.len(), size, "a non-last page is full");
+        assert!(page < 1000);
+    }
+    out
+}
+
+pub fn is_big_id(v: &Value) -> bool {
+    v.as_str()
+        .is_some_and(|s| s.len() == 17 && s.parse::<u64>().is_ok_and(|n| n > TWO_POW_53))
+}
+
+/// UTC+8 `yyyyMMdd` of a ms timestamp.
+pub fn cst_day(ms: i64) -> String {
+    let t = chrono::DateTime::from_timestamp_millis(ms + 8 * 3_600_000).unwrap();
+    t.format("%Y%m%d").to_string()
+}
+
+pub async fn download(
+    h: &SimHandle,
+    cookie: &str,
+    id: &str,
+    callback: Option<&str>,
+    raw: bool,
+) -> Vec<u8> {
+    let c = client();
+    let cb = callback
+        .map(|c| format!("&callBack={c}"))
+        .unwrap_or_default();
+    let v = get_json(h, cookie, &format!("/gallery/storage?ts=1&id={id}{cb}")).await;
+    assert_envelope(&v);
+    let url_a = v["data"]["url"].as_str().unwrap();
+    let jsonp = c.get(url_a).send().await.unwrap();
+    assert_eq!(jsonp.status(), StatusCode::OK);
+    assert!(jsonp.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    let text = jsonp.text().await.unwrap();
+    let prefix = format!("{}(", callback.unwrap_or("dl_img_cb"));
+    assert!(text.starts_with(&prefix) && text.ends_with(')'), "{text}");
+    let payload: Value = serde_json::from_str(&text[prefix.len()..text.len() - 1]).unwrap();
+    let (url_b, meta) = (
+        payload["url"].as_str().unwrap(),
+        payload["meta"].as_str().unwrap(),
+    );
+    assert!(meta
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let req = c.post(url_b);
+    let req = if raw {
+        req.body(format!("meta={meta}"))
+    } else {
+        req.form(&[("meta", meta)])
+    };
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let len: usize = resp.headers()[CONTENT_LENGTH]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let body = resp.bytes().await.unwrap().to_vec();
+    assert_eq!(body.len(), len);
+    body
+}
+
+pub fn sha1_hex(b: &[u8]) -> String {
+    hex::encode(Sha1::digest(b))
+}
