@@ -33,6 +33,7 @@ pub(crate) struct DaemonPlan {
     pub include_private: bool,
     pub max_downloads: usize,
     pub max_cache_bytes: u64,
+    pub io_timeout: std::time::Duration,
     pub foreground: bool,
     pub verbose: bool,
 }
@@ -89,8 +90,11 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
     };
 
     let client: Arc<dyn GalleryApi> = Arc::new(
-        HttpGalleryClient::new(ClientConfig::new(&api_base, credentials))
-            .map_err(|e| e.to_string())?,
+        HttpGalleryClient::new(ClientConfig {
+            request_timeout: plan.io_timeout,
+            ..ClientConfig::new(&api_base, credentials)
+        })
+        .map_err(|e| e.to_string())?,
     );
     let catalog_opts = CatalogOptions {
         include_private: plan.include_private,

@@ -91,6 +91,10 @@ pub(crate) struct MountArgs {
     /// (the least recently read files are deleted to stay under it).
     #[arg(long, value_name = "SIZE", default_value = "10GiB", value_parser = parse_size)]
     pub max_cache_size: u64,
+    /// How long one request may wait for the service (connecting, or a pause in the middle of
+    /// a download) before it is abandoned and tried again.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub io_timeout: u64,
     /// Log more (debug level); MICLOUDFS_LOG=<filter> sets any tracing filter.
     #[arg(short, long)]
     pub verbose: bool,

@@ -108,6 +108,7 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         include_private: args.include_private,
         max_downloads: args.max_downloads as usize,
         max_cache_bytes: args.max_cache_size,
+        io_timeout: std::time::Duration::from_secs(args.io_timeout),
         foreground: args.foreground,
         verbose: args.verbose,
     })

@@ -86,7 +86,7 @@ impl HttpGalleryClient {
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("micloudfs/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
+            .connect_timeout(config.request_timeout.min(Duration::from_secs(15)))
             .tcp_nodelay(true)
             .read_timeout(config.request_timeout)
             .pool_max_idle_per_host(32)

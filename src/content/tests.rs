@@ -161,14 +161,29 @@ async fn one_mismatch_is_downloaded_again() {
 }
 
 #[tokio::test]
-async fn two_mismatches_fail_and_leave_nothing_behind() {
+async fn two_mismatches_in_a_row_are_still_recovered() {
+    let b = body(8, 5_000);
+    let (fake, it) = one_item_fake(&b);
+    fake.corrupt.store(2, Ordering::SeqCst);
+    let (_dir, fake, cache) = setup(fake);
+    let path = cache.fetch(&it).await.unwrap();
+    assert_eq!(std::fs::read(&*path).unwrap(), b);
+    assert_eq!(fake.opens.load(Ordering::SeqCst), 3);
+    assert_eq!(cache.stats.mismatches.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn persistent_mismatches_fail_and_leave_nothing_behind() {
     let b = body(4, 5_000);
     let (fake, it) = one_item_fake(&b);
     fake.corrupt.store(5, Ordering::SeqCst);
     let (dir, fake, cache) = setup(fake);
     let err = cache.fetch(&it).await.unwrap_err();
     assert!(matches!(err, ContentError::Mismatch { .. }), "{err}");
-    assert_eq!(fake.opens.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        fake.opens.load(Ordering::SeqCst),
+        super::MISMATCH_ATTEMPTS
+    );
     assert!(!cache.object_path(&it.sha1).exists());
     assert!(tmp_is_empty(&dir));
     // Failures are not cached: once the service behaves, the next read succeeds.
