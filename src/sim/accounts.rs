@@ -472,14 +472,15 @@ impl Accounts {
     /// The account whose id, phone or e-mail is `login` (the `user` form field).
     pub fn find_login(&self, login: &str) -> Option<Account> {
         let login = login.trim();
+        let digits = login.replace(' ', "");
         self.with(|m| {
             m.values()
                 .find(|a| {
-                    a.id == login
-                        || a.email.eq_ignore_ascii_case(login)
-                        || a.phone.replace(' ', "") == login.replace(' ', "")
-                        || a.phone.replace(' ', "").ends_with(&login.replace(' ', ""))
-                            && login.len() >= 11
+                    let phone = a.phone.replace(' ', "");
+                    // A phone number matches with or without its country code.
+                    let phone_match =
+                        phone == digits || (digits.len() >= 11 && phone.ends_with(&digits));
+                    a.id == login || a.email.eq_ignore_ascii_case(login) || phone_match
                 })
                 .cloned()
         })
