@@ -10,14 +10,18 @@
 //! `followup` with five cookies, `serviceToken`, `userId`, `i.mi.com_slh`, `i.mi.com_ph`,
 //! `i.mi.com_isvalid_servicetoken`. No `Domain` attribute, since the emulator is reached by IP.
 //! `GET /status/lite/setting?type=AutoRenewal` with a live session: `result:"ok"` and a fresh
-//! `serviceToken` + `userId` in `Set-Cookie`.
+//! `serviceToken` + `userId` in `Set-Cookie`; an expired or expired-by-control
+//! (`/_sim/expire-sessions`) token gets the gateway 401 like any other endpoint.
+//! passTokens are checked against the account registry ([`super::accounts`]): any account,
+//! any live passToken (configured or minted by a login), none when revoked.
 
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
-use super::server::{cookies, ok, plain, query, redirect, Session, Shared};
+use super::passport::passport_json;
+use super::server::{cookies, ok, plain, query, redirect, App, Session, Shared};
 use super::session::random_b64url;
 use super::stats::Stats;
 use super::wire::{now_ms, user_id_num};
@@ -36,13 +40,28 @@ pub async fn login(
     ok(json!({"loginUrl": app.signer.login_url(&host, &followup)}))
 }
 
-fn passport_json(body: serde_json::Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
-        format!("&&&START&&&{body}"),
-    )
-        .into_response()
+/// The STS URL a passport answer points at: `callback` plus the ticket parameters; with
+/// `ticket_for`, a fresh single-use `nonce` for that account (returned too) and `_ssign`.
+pub fn ticket_location(
+    app: &App,
+    callback: &str,
+    device: &str,
+    ticket_for: Option<&str>,
+    pwd: u8,
+) -> (String, Option<String>) {
+    let sep = if callback.contains('?') { '&' } else { '?' };
+    let mut location = format!(
+        "{callback}{sep}d={}&ticket=0&pwd={pwd}&p_ts={}&fid=0&p_lm=1&auth={}&m=1&_group=DEFAULT&tsl=0&p_ca=0&p_ur=CN&p_idc=China",
+        super::urls::enc(device),
+        now_ms(),
+        random_b64url(24),
+    );
+    let nonce = ticket_for.map(|user| {
+        let nonce = app.sessions.issue_ticket(user);
+        location.push_str(&format!("&nonce={nonce}&_ssign={}", random_b64url(21)));
+        nonce
+    });
+    (location, nonce)
 }
 
 pub async fn service_login(
@@ -53,8 +72,9 @@ pub async fn service_login(
     let q = query(q.as_deref());
     let host = app.host(&headers);
     let c = cookies(&headers);
-    let valid = c.get("userId") == Some(&app.config.user_id)
-        && c.get("passToken") == Some(&app.config.pass_token);
+    let user = c.get("userId").cloned().unwrap_or_default();
+    let pass_token = c.get("passToken").cloned().unwrap_or_default();
+    let valid = app.passport.accounts.pass_token_valid(&user, &pass_token);
     let callback = q
         .get("callback")
         .cloned()
@@ -63,17 +83,10 @@ pub async fn service_login(
         .get("deviceId")
         .cloned()
         .unwrap_or_else(|| format!("wb_{}", random_b64url(12)));
-    let sep = if callback.contains('?') { '&' } else { '?' };
-    let mut location = format!(
-        "{callback}{sep}d={}&ticket=0&pwd=0&p_ts={}&fid=0&p_lm=1&auth={}&m=1&_group=DEFAULT&tsl=0&p_ca=0&p_ur=CN&p_idc=China",
-        super::urls::enc(&device),
-        now_ms(),
-        random_b64url(24),
-    );
+    let (location, nonce) =
+        ticket_location(&app, &callback, &device, valid.then_some(user.as_str()), 0);
     if valid {
-        let nonce = app.sessions.issue_ticket(&app.config.user_id);
-        location.push_str(&format!("&nonce={nonce}&_ssign={}", random_b64url(21)));
-        tracing::info!(user = %app.config.user_id, "serviceLogin: ticket issued");
+        tracing::info!(account = %user, "serviceLogin: ticket issued");
     } else {
         tracing::info!("serviceLogin: no valid passToken, no ticket");
     }
@@ -82,17 +95,22 @@ pub async fn service_login(
             .get("sid")
             .cloned()
             .unwrap_or_else(|| "i.mi.com".to_string());
+        let nonce = nonce
+            .and_then(|n| n.parse::<u64>().ok())
+            .map(serde_json::Value::from)
+            .unwrap_or_else(|| now_ms().into());
         let body = if valid {
             json!({"code": 0, "result": "ok", "description": "成功", "location": location,
-                   "userId": user_id_num(&app.config.user_id), "passToken": app.config.pass_token,
-                   "ssecurity": random_b64url(16), "nonce": now_ms(), "cUserId": random_b64url(20),
+                   "userId": user_id_num(&user), "passToken": pass_token,
+                   "ssecurity": random_b64url(16), "nonce": nonce, "cUserId": random_b64url(20),
                    "sid": sid, "callback": callback})
         } else {
             json!({"code": 70016, "result": "error", "description": "登录验证失败", "desc": "登录验证失败",
                    "location": "", "_sign": app.signer.sts_sign(&sid), "qs": format!("%3Fsid%3D{sid}%26_json%3Dtrue"),
-                   "sid": sid, "callback": callback, "captchaUrl": null, "securityStatus": 0, "pwd": 0, "child": 0})
+                   "sid": sid, "callback": callback, "captchaUrl": null, "securityStatus": 0, "pwd": 0, "child": 0,
+                   "serviceParam": "{\"checkSafePhone\":false}"})
         };
-        return passport_json(body);
+        return passport_json(&body);
     }
     redirect(&location, &[])
 }
@@ -158,4 +176,22 @@ pub async fn check(_: Session) -> Response {
         m.insert("reason".into(), json!(""));
     }
     super::server::json(StatusCode::OK, &body)
+}
+
+/// `GET /mic/keybag/v1/getEncInfo?hsid=2&appId=micloud`: whether Advanced Data Protection
+/// (E2EE) is on for the caller (`e2eeStatus` `open` / `close`, spec §3.7).
+pub async fn enc_info(State(app): State<Shared>, Session(user): Session) -> Response {
+    let status = if app.passport.accounts.e2ee(&user) {
+        "open"
+    } else {
+        "close"
+    };
+    ok(json!({
+        "zone": 301,
+        "serverSignZone": 401,
+        "e2eeStatus": status,
+        "nonce": format!("{}~{}", now_ms(), random_b64url(16)),
+        "maxAppkey": {"appKeyVersion": 0, "setEncryptAppKeys": false,
+                      "encryptAppKeysSize": 0, "setAppKeyVersion": false},
+    }))
 }

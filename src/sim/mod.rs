@@ -9,6 +9,8 @@
 //! - [`from_dir`]: a real folder as the gallery; [`content`]: bodies, fingerprints, LRU;
 //! - [`gallery`]: the immutable album/item model; [`session`]: tickets and serviceTokens;
 //! - [`server`]: router and helpers; [`auth`], [`listing`], [`download`], [`control`]: handlers;
+//! - the passport: [`accounts`] (who may log in, and how), [`passport`] (password login),
+//!   [`captcha`], [`identity`] (2FA), [`qr`], [`passport_control`] (its `/_sim` controls);
 //! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
 //!
 //! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
@@ -17,6 +19,7 @@
 
 mod accounts;
 mod auth;
+mod captcha;
 mod content;
 mod control;
 mod download;
@@ -24,9 +27,13 @@ mod faults;
 mod from_dir;
 mod gallery;
 mod generate;
+mod identity;
 mod jpeg;
 mod listing;
 mod mp4;
+mod passport;
+mod passport_control;
+mod qr;
 mod rng;
 mod scale;
 mod server;
@@ -44,7 +51,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use accounts::AccountsConfig;
+pub use accounts::{AccountSpec, AccountsConfig, DEFAULT_PASSWORD};
 pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
 pub use scale::ScaleConfig;
@@ -204,6 +211,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         elapsed_ms = started.elapsed().as_millis() as u64,
         "micloud-sim ready"
     );
+    let passport = passport::Passport::new(&config.user_id, &config.pass_token, &config.accounts);
     let app = Arc::new(server::App {
         config,
         gallery: std::sync::RwLock::new(Arc::new(gallery)),
@@ -212,6 +220,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         stats: stats::Stats::default(),
         content: content::ContentStore::default(),
         bound: addr,
+        passport,
     });
     let (tx, rx) = oneshot::channel::<()>();
     let router = server::router(app.clone());

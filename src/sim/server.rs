@@ -25,6 +25,7 @@ use super::session::Sessions;
 use super::stats::Stats;
 use super::urls::{sane_host, Signer};
 use super::{auth, control, download, listing, wire, SimConfig};
+use super::{captcha, identity, passport, passport_control, qr};
 
 pub struct App {
     pub config: SimConfig,
@@ -36,6 +37,8 @@ pub struct App {
     pub stats: Stats,
     pub content: ContentStore,
     pub bound: SocketAddr,
+    /// Accounts and login-flow state of the emulated passport.
+    pub passport: passport::Passport,
 }
 
 pub type Shared = Arc<App>;
@@ -58,6 +61,39 @@ pub fn router(app: Shared) -> Router {
         .route("/_sim/items", get(control::items))
         .route("/_sim/albums", get(control::albums))
         .route("/_sim/stats", get(control::stats))
+        .route(
+            "/pass/serviceLoginAuth2",
+            post(passport::service_login_auth2),
+        )
+        .route("/pass/getCode", get(captcha::get_code))
+        .route("/fe/service/identity/authStart", get(identity::auth_start))
+        .route("/identity/list", get(identity::list))
+        .route(
+            "/identity/auth/verifyPhone",
+            get(identity::describe_phone).post(identity::verify_phone),
+        )
+        .route(
+            "/identity/auth/verifyEmail",
+            get(identity::describe_email).post(identity::verify_email),
+        )
+        .route("/identity/auth/sendPhoneTicket", post(identity::send_phone))
+        .route("/identity/auth/sendEmailTicket", post(identity::send_email))
+        .route("/identity/result/check", get(identity::finish))
+        .route("/longPolling/loginUrl", get(qr::login_url))
+        .route("/pass/qr/login", get(qr::image))
+        .route("/pass/qr/scan", get(qr::scan_page))
+        .route("/lp/s", get(qr::long_poll))
+        .route("/mic/keybag/v1/getEncInfo", get(auth::enc_info))
+        .route(
+            "/_sim/accounts",
+            get(passport_control::accounts).post(passport_control::change_account),
+        )
+        .route("/_sim/passport", get(passport_control::passport))
+        .route(
+            "/_sim/expire-sessions",
+            post(passport_control::expire_sessions),
+        )
+        .route("/_sim/qr/confirm", post(qr::confirm))
         .layer(middleware::from_fn_with_state(app.clone(), count))
         .with_state(app)
 }
@@ -121,6 +157,26 @@ impl App {
             self.signer.login_url(&self.host(headers), "/"),
         ))
     }
+
+    /// Gallery endpoints (`/gallery/...`) refuse a live session of an account with E2EE or a
+    /// pending gallery second validation: HTTP 401 with `isSecondValidation:true` (the spec's
+    /// [U] guess for that state, §2.5/§5.2). `/common/check`, `/status/...` and `/mic/...` still
+    /// answer, so a client can tell this apart from an expired session.
+    pub fn second_validation(
+        &self,
+        user: &str,
+        path: &str,
+        headers: &HeaderMap,
+    ) -> Result<(), SecondValidation> {
+        if path.starts_with("/gallery/") && self.passport.accounts.gallery_blocked(user) {
+            Stats::bump(&self.stats.unauthorized, 1);
+            self.stats.count("gallery_second_validation", 1);
+            return Err(SecondValidation(
+                self.signer.login_url(&self.host(headers), "/"),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Extractor for the gateway's session check: a handler that takes `Session(user)` runs only
@@ -128,13 +184,29 @@ impl App {
 pub struct Session(pub String);
 
 impl axum::extract::FromRequestParts<Shared> for Session {
-    type Rejection = Unauthorized;
+    type Rejection = Response;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         app: &Shared,
     ) -> Result<Self, Self::Rejection> {
-        app.authorize(&parts.headers).map(Session)
+        let user = app
+            .authorize(&parts.headers)
+            .map_err(IntoResponse::into_response)?;
+        app.second_validation(&user, parts.uri.path(), &parts.headers)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Session(user))
+    }
+}
+
+/// The gateway's 401 for a live session that must pass the gallery second validation.
+pub struct SecondValidation(String);
+
+impl IntoResponse for SecondValidation {
+    fn into_response(self) -> Response {
+        let mut body = wire::unauthorized(&self.0);
+        body["isSecondValidation"] = Value::Bool(true);
+        json(StatusCode::UNAUTHORIZED, &body)
     }
 }
 

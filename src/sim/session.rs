@@ -1,7 +1,8 @@
 //! Account state of the emulated passport and `i.mi.com`: tickets and service tokens.
 //!
 //! - A *ticket* (the `nonce` that `serviceLogin` appends to the STS callback) is single-use and
-//!   valid for 120 s.
+//!   valid for 120 s. It is a decimal number below 2^62, like the passport's numeric `nonce`
+//!   field, so the JSON `nonce` and the one in `location` are the same value.
 //! - A *serviceToken* is standard base64 of 241 random bytes (324 characters with `+`, `/` and
 //!   `==` padding, like the real "few hundred chars" token), valid for `token_ttl` after issue.
 //!   Renewal issues a new token and leaves the old one to expire on its own.
@@ -33,7 +34,7 @@ pub fn random_b64url(n: usize) -> String {
 impl Sessions {
     /// Register a single-use ticket for `user_id`; returns the nonce.
     pub fn issue_ticket(&self, user_id: &str) -> String {
-        let nonce = random_b64url(12);
+        let nonce = (rand::rng().next_u64() >> 2).to_string();
         if let Ok(mut t) = self.tickets.lock() {
             let now = Instant::now();
             t.retain(|_, (_, exp)| *exp > now);
@@ -66,6 +67,16 @@ impl Sessions {
             }
             return tok;
         }
+    }
+
+    /// Expire every serviceToken of `user_id` now (all users when `None`); how many died.
+    pub fn expire_user(&self, user_id: Option<&str>) -> usize {
+        let Ok(mut m) = self.tokens.lock() else {
+            return 0;
+        };
+        let before = m.len();
+        m.retain(|_, (u, _)| user_id.is_some_and(|id| id != u));
+        before - m.len()
     }
 
     /// Whether `token` is live and belongs to `user_id`.

@@ -1,0 +1,61 @@
+//! `/_sim/*` controls of the passport (test API, no auth; not part of the protocol).
+//!
+//! - `GET /_sim/accounts`: every account with its settings, live passTokens and counters.
+//! - `POST /_sim/accounts`, body = an account SPEC (same syntax as `--account`, e.g.
+//!   `id=222,2fa=email`): create the account or change only the keys given; answers the
+//!   account, or 400 with what to fix.
+//! - `GET /_sim/passport`: what the user would see elsewhere: `captchas` (`ick` → code),
+//!   `outbox` (every SMS/e-mail code sent: `account`, `channel`, `to`, `code`, `ts`),
+//!   `identity` (pending 2FA contexts), `qr` (live QR tickets).
+//! - `POST /_sim/expire-sessions?account=<id>`: every serviceToken of that account (of all
+//!   accounts without `account`) dies now; answers `{"expired": n}`.
+//! - `POST /_sim/qr/confirm`: see [`super::qr`].
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use super::accounts::AccountSpec;
+use super::server::{json, query, Shared};
+
+pub async fn accounts(State(app): State<Shared>) -> Response {
+    json(StatusCode::OK, &app.passport.accounts.describe_all())
+}
+
+pub async fn change_account(State(app): State<Shared>, body: String) -> Response {
+    match body.trim().parse::<AccountSpec>() {
+        Ok(spec) => {
+            let v = app.passport.accounts.upsert(&spec);
+            tracing::info!(account = %spec.id, "account changed");
+            json(StatusCode::OK, &v)
+        }
+        Err(e) => json(StatusCode::BAD_REQUEST, &json!({"error": e.to_string()})),
+    }
+}
+
+pub async fn passport(State(app): State<Shared>) -> Response {
+    let p = &app.passport;
+    json(
+        StatusCode::OK,
+        &json!({
+            "captchas": p.captchas.snapshot(),
+            "outbox": p.identity.outbox(),
+            "identity": p.identity.snapshot(),
+            "qr": p.qr.snapshot(),
+        }),
+    )
+}
+
+pub async fn expire_sessions(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    let q = query(q.as_deref());
+    let account = q.get("account").filter(|a| !a.is_empty());
+    let n = app.sessions.expire_user(account.map(String::as_str));
+    app.stats.count("sessions_expired", n as u64);
+    tracing::info!(
+        account = account.map(String::as_str).unwrap_or("(all)"),
+        n,
+        "sessions expired"
+    );
+    json(StatusCode::OK, &json!({"expired": n}))
+}
