@@ -10,6 +10,8 @@
 //! - [`gallery`]: the immutable album/item model; [`session`]: tickets and serviceTokens;
 //! - [`server`]: router and helpers; [`auth`], [`listing`], [`download`], [`control`]: handlers;
 //! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
+//! - [`shape`], [`bucket`], [`throttle`]: the shaped link; [`faults`], [`bodies`]: injected
+//!   faults; [`range`]: Range requests on downloads.
 //!
 //! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
 //! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
@@ -17,6 +19,8 @@
 
 mod accounts;
 mod auth;
+mod bodies;
+mod bucket;
 mod content;
 mod control;
 mod download;
@@ -27,12 +31,14 @@ mod generate;
 mod jpeg;
 mod listing;
 mod mp4;
+mod range;
 mod rng;
 mod scale;
 mod server;
 mod session;
 mod shape;
 mod stats;
+mod throttle;
 mod urls;
 mod wire;
 
@@ -204,6 +210,8 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         elapsed_ms = started.elapsed().as_millis() as u64,
         "micloud-sim ready"
     );
+    let config_faults = config.faults.clone();
+    let caps = config.link.caps();
     let app = Arc::new(server::App {
         config,
         gallery: std::sync::RwLock::new(Arc::new(gallery)),
@@ -212,6 +220,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         stats: stats::Stats::default(),
         content: content::ContentStore::default(),
         bound: addr,
+        faults: faults::Faults::new(&config_faults),
     });
     let (tx, rx) = oneshot::channel::<()>();
     let router = server::router(app.clone());
@@ -222,10 +231,14 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let listener = throttle::ShapedListener::new(listener, caps);
+    let router = router.into_make_service_with_connect_info::<throttle::Conn>();
+    let closing = app.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
+                closing.faults.close();
             })
             .await
     });
