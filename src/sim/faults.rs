@@ -27,7 +27,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Bytes, HttpBody};
 use axum::extract::connect_info::ConnectInfo;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -147,6 +147,17 @@ pub struct FaultConfig {
     /// How long a stalled response stays silent before the connection is dropped.
     #[arg(long, value_name = "SECS", default_value_t = 120)]
     pub stall_secs: u64,
+}
+
+impl FaultConfig {
+    /// The settings of `--faults SPEC --fault-seed SEED` (for in-process emulators).
+    pub fn from_spec(spec: &str, seed: u64) -> Result<Self, String> {
+        Ok(FaultConfig {
+            faults: parse_rates(spec)?,
+            fault_seed: seed,
+            ..FaultConfig::default()
+        })
+    }
 }
 
 impl Default for FaultConfig {
@@ -279,12 +290,19 @@ pub async fn inject(State(app): State<Shared>, req: Request, next: Next) -> Resp
     }
     if faults.fire(Kind::Stall, &app.stats).is_some() {
         let resp = next.run(req).await;
-        let (parts, body) = resp.into_parts();
-        let keep = parts
+        let (mut parts, body) = resp.into_parts();
+        // Keep the declared length on the wire (a streamed body would otherwise go chunked).
+        let len = parts
             .headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-            .map_or(0, |len| (len / 2).min(32 * 1024));
+            .or_else(|| HttpBody::size_hint(&body).exact());
+        if let Some(len) = len {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
+        }
+        let keep = len.map_or(0, |len| (len / 2).min(32 * 1024));
         let after = faults.sleep(faults.stall_time());
         return Response::from_parts(parts, truncate_then(body, keep, after));
     }

@@ -55,6 +55,7 @@ pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
 pub use scale::ScaleConfig;
 pub use shape::LinkConfig;
+pub use shape::{Profile, RangeMode};
 pub use stats::SimStats;
 
 pub const DEFAULT_USER_ID: &str = "1234567890";
