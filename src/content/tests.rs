@@ -180,10 +180,7 @@ async fn persistent_mismatches_fail_and_leave_nothing_behind() {
     let (dir, fake, cache) = setup(fake);
     let err = cache.fetch(&it).await.unwrap_err();
     assert!(matches!(err, ContentError::Mismatch { .. }), "{err}");
-    assert_eq!(
-        fake.opens.load(Ordering::SeqCst),
-        super::MISMATCH_ATTEMPTS
-    );
+    assert_eq!(fake.opens.load(Ordering::SeqCst), super::MISMATCH_ATTEMPTS);
     assert!(!cache.object_path(&it.sha1).exists());
     assert!(tmp_is_empty(&dir));
     // Failures are not cached: once the service behaves, the next read succeeds.

@@ -36,7 +36,7 @@ pub async fn login(
     let followup = q
         .get("followUp")
         .cloned()
-        .unwrap_or_else(|| format!("http://{host}/"));
+        .unwrap_or_else(|| format!("{host}/"));
     ok(json!({"loginUrl": app.signer.login_url(&host, &followup)}))
 }
 

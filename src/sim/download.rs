@@ -8,8 +8,15 @@
 //! 3. `POST URL-B` (no cookies), body `meta=<META>` URL-form-encoded *or* raw without a
 //!    Content-Type → 200 with the bytes, `Content-Length`, `application/octet-stream`.
 //!
-//! Expired or tampered URLs and a wrong META answer 403. Range is not honoured yet (the whole
-//! file is sent with 200, one of the behaviours the spec allows).
+//! Expired or tampered URLs and a wrong META answer 403. Range (spec §4.4, [U]) follows
+//! `--range`: off (default) sends the whole file with 200 whatever the request says; on
+//! honours one `bytes=a-b`, `bytes=a-` or `bytes=-n` range with 206, `Content-Range` and the
+//! slice's `Content-Length`, answers 416 with `Content-Range: bytes */LEN` when it cannot be
+//! satisfied, and ignores (200, whole file) multi-range or malformed headers, as RFC 9110
+//! allows. Bodies stream from memory or disk; a range on a disk file seeks, it does not read
+//! the prefix.
+//!
+//! The `deleted` fault makes step 1 answer `50050` for a listed item (see [`super::faults`]).
 
 use axum::body::Body as HttpBody;
 use axum::extract::{RawQuery, State};
@@ -18,8 +25,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::json;
 
+use super::bodies::file_stream;
 use super::content::{self, Body};
+use super::faults::Kind;
+use super::range;
 use super::server::{json, ok, plain, query, Session, Shared};
+use super::shape::RangeMode;
 use super::stats::Stats;
 use super::wire::{business_error, now_ms};
 
@@ -52,7 +63,8 @@ pub async fn storage(
         return plain(StatusCode::BAD_REQUEST, "invalid callBack");
     }
     let id = q.get("id").cloned().unwrap_or_default();
-    if app.gallery().item(&id).is_none() {
+    let deleted_fault = || app.faults.fire(Kind::Deleted, &app.stats).is_some();
+    if app.gallery().item(&id).is_none() || deleted_fault() {
         let body = business_error(50050, "文件已经被删除", false);
         return json(StatusCode::OK, &body);
     }
@@ -96,7 +108,12 @@ pub async fn jsonp(
         .into_response()
 }
 
-pub async fn file(State(app): State<Shared>, RawQuery(q): RawQuery, body: Bytes) -> Response {
+pub async fn file(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    RawQuery(q): RawQuery,
+    body: Bytes,
+) -> Response {
     let q = query(q.as_deref());
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (id, e, sig) = (get("id"), get("e"), get("sig"));
@@ -120,46 +137,69 @@ pub async fn file(State(app): State<Shared>, RawQuery(q): RawQuery, body: Bytes)
     let Some(item) = app.gallery().item(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
-    let (http_body, len) = match app.content.body(&item).await {
-        Ok(Body::Memory(b)) => {
-            let len = b.len() as u64;
-            (HttpBody::from(b), len)
-        }
-        Ok(Body::File(f, len)) => (HttpBody::from_stream(file_stream(f)), len),
+    let content = match app.content.body(&item).await {
+        Ok(c) => c,
         Err(err) => {
             tracing::error!(id = %id, error = %err, "cannot produce body");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure");
         }
     };
+    let total = match &content {
+        Body::Memory(b) => b.len() as u64,
+        Body::File(_, len) => *len,
+    };
+    let wanted = match app.config.link.range {
+        RangeMode::On => headers
+            .get(header::RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(|r| range::parse(r, total)),
+        RangeMode::Off => None,
+    };
+    let (start, len, status) = match wanted {
+        None | Some(range::Wanted::Whole) => (0, total, StatusCode::OK),
+        Some(range::Wanted::Slice(a, b)) => (a, b - a + 1, StatusCode::PARTIAL_CONTENT),
+        Some(range::Wanted::Unsatisfiable) => {
+            let mut resp = plain(StatusCode::RANGE_NOT_SATISFIABLE, "range not satisfiable");
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{total}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            return resp;
+        }
+    };
+    let http_body = match content {
+        Body::Memory(b) => HttpBody::from(b.slice(start as usize..(start + len) as usize)),
+        Body::File(mut f, _) => {
+            use tokio::io::AsyncSeekExt;
+            if let Err(err) = f.seek(std::io::SeekFrom::Start(start)).await {
+                tracing::error!(id = %id, error = %err, "cannot seek in body file");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure");
+            }
+            HttpBody::from_stream(file_stream(f, len))
+        }
+    };
     Stats::bump(&app.stats.downloads, 1);
     Stats::bump(&app.stats.bytes_served, len);
     let mut resp = Response::new(http_body);
+    *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/octet-stream"),
     );
     h.insert(header::CONTENT_LENGTH, header::HeaderValue::from(len));
-    resp
-}
-
-/// 64 KiB chunks of a disk file; stops after the first error.
-fn file_stream(
-    f: tokio::fs::File,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    use tokio::io::AsyncReadExt;
-    futures_util::stream::unfold(Some(f), |state| async move {
-        let mut f = state?;
-        let mut buf = vec![0u8; 64 * 1024];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some(f)))
-            }
-            Err(e) => Some((Err(e), None)),
+    if app.config.link.range == RangeMode::On {
+        h.insert(
+            header::ACCEPT_RANGES,
+            header::HeaderValue::from_static("bytes"),
+        );
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let end = start + len - 1;
+        if let Ok(v) = header::HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
+            h.insert(header::CONTENT_RANGE, v);
         }
-    })
+    }
+    resp
 }
 
 pub async fn thumbnail(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {

@@ -12,6 +12,8 @@
 //! - the passport: [`accounts`] (who may log in, and how), [`passport`] (password login),
 //!   [`captcha`], [`identity`] (2FA), [`qr`], [`passport_control`] (its `/_sim` controls);
 //! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
+//! - [`shape`], [`bucket`], [`throttle`]: the shaped link; [`faults`], [`bodies`]: injected
+//!   faults; [`range`]: Range requests on downloads.
 //!
 //! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
 //! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
@@ -19,6 +21,8 @@
 
 mod accounts;
 mod auth;
+mod bodies;
+mod bucket;
 mod captcha;
 mod content;
 mod control;
@@ -34,12 +38,14 @@ mod mp4;
 mod passport;
 mod passport_control;
 mod qr;
+mod range;
 mod rng;
 mod scale;
 mod server;
 mod session;
 mod shape;
 mod stats;
+mod throttle;
 mod urls;
 mod wire;
 
@@ -56,6 +62,7 @@ pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
 pub use scale::ScaleConfig;
 pub use shape::LinkConfig;
+pub use shape::{Profile, RangeMode};
 pub use stats::SimStats;
 
 pub const DEFAULT_USER_ID: &str = "1234567890";
@@ -212,6 +219,8 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         "micloud-sim ready"
     );
     let passport = passport::Passport::new(&config.user_id, &config.pass_token, &config.accounts);
+    let config_faults = config.faults.clone();
+    let caps = config.link.caps();
     let app = Arc::new(server::App {
         config,
         gallery: std::sync::RwLock::new(Arc::new(gallery)),
@@ -221,6 +230,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         content: content::ContentStore::default(),
         bound: addr,
         passport,
+        faults: faults::Faults::new(&config_faults),
     });
     let (tx, rx) = oneshot::channel::<()>();
     let router = server::router(app.clone());
@@ -231,10 +241,14 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
+    let listener = throttle::ShapedListener::new(listener, caps);
+    let router = router.into_make_service_with_connect_info::<throttle::Conn>();
+    let closing = app.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 let _ = rx.await;
+                closing.faults.close();
             })
             .await
     });

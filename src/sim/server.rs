@@ -23,9 +23,10 @@ use super::content::ContentStore;
 use super::gallery::Gallery;
 use super::session::Sessions;
 use super::stats::Stats;
-use super::urls::{sane_host, Signer};
+use super::urls::{base_for, sane_host, Signer};
 use super::{auth, control, download, listing, wire, SimConfig};
 use super::{captcha, identity, passport, passport_control, qr};
+use super::{faults, shape};
 
 pub struct App {
     pub config: SimConfig,
@@ -39,6 +40,8 @@ pub struct App {
     pub bound: SocketAddr,
     /// Accounts and login-flow state of the emulated passport.
     pub passport: passport::Passport,
+    /// Live fault rates and draw sequences.
+    pub faults: faults::Faults,
 }
 
 pub type Shared = Arc<App>;
@@ -94,6 +97,9 @@ pub fn router(app: Shared) -> Router {
             post(passport_control::expire_sessions),
         )
         .route("/_sim/qr/confirm", post(qr::confirm))
+        .route("/_sim/faults", get(faults::show).post(faults::set))
+        .layer(middleware::from_fn_with_state(app.clone(), faults::inject))
+        .layer(middleware::from_fn_with_state(app.clone(), shape::delay))
         .layer(middleware::from_fn_with_state(app.clone(), count))
         .with_state(app)
 }
@@ -132,14 +138,20 @@ impl App {
         r
     }
 
-    /// `host[:port]` to put into URLs: the request's Host, else the bound address.
+    /// The base (`scheme://host[:port]`) every handed-out URL starts with: `--public-url` when
+    /// given, else the request's Host (https for real Xiaomi names, see [`base_for`]), else the
+    /// bound address.
     pub fn host(&self, headers: &HeaderMap) -> String {
-        headers
+        if let Some(public) = &self.config.link.public_url {
+            return public.clone();
+        }
+        let host = headers
             .get(header::HOST)
             .and_then(|v| v.to_str().ok())
             .filter(|h| sane_host(h))
             .map(str::to_string)
-            .unwrap_or_else(|| self.bound.to_string())
+            .unwrap_or_else(|| self.bound.to_string());
+        base_for(&host)
     }
 
     /// The user id of a request carrying a live `serviceToken` + matching `userId`, or the

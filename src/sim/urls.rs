@@ -1,8 +1,11 @@
 //! Every URL the emulator hands out, and the signatures that make them tamper-evident.
 //!
-//! All URLs are absolute `http://<Host>/...`, with `<Host>` taken from the request (so the
-//! emulator works behind a proxy or port-forward); a missing or odd Host falls back to the
-//! bound address. Signatures are the first 16 bytes of SHA-1(secret ‖ fields), URL-safe
+//! All URLs are absolute: `<base>/...`, where the base (scheme, host, port) is `--public-url`
+//! when given, else built from the request's `Host` by [`base_for`]: `https://` for the real
+//! Xiaomi host names (`i.mi.com`, `us.i.mi.com`, `account.xiaomi.com`, any `*.mi.com` or
+//! `*.xiaomi.com`, as a client reaching the emulator through a hosts-file or DNS override
+//! expects), `http://` for anything else; a missing or odd Host falls back to the bound
+//! address. So the emulator works behind a proxy or port-forward. Signatures are the first 16 bytes of SHA-1(secret ‖ fields), URL-safe
 //! base64: 22 characters, not forgeable without the per-instance 32-byte secret.
 //!
 //! Layout:
@@ -39,6 +42,46 @@ pub fn sane_host(h: &str) -> bool {
         && h.len() <= 255
         && h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+}
+
+/// `scheme://host[:port]` for a request whose `Host` is `host` (see the module doc).
+pub fn base_for(host: &str) -> String {
+    let name = match host.rsplit_once(':') {
+        Some((n, port)) if !n.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => host,
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    let xiaomi = ["mi.com", "xiaomi.com"]
+        .iter()
+        .any(|d| name == *d || name.ends_with(&format!(".{d}")));
+    let scheme = if xiaomi { "https" } else { "http" };
+    format!("{scheme}://{host}")
+}
+
+/// `--public-url`: an http(s) URL with a host and nothing after it but an optional `/`;
+/// returns `scheme://host[:port]`.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let u = url::Url::parse(s.trim()).map_err(|e| {
+        format!("{s:?} is not a URL ({e}); write e.g. https://i.mi.com or http://192.168.1.5:8765")
+    })?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!(
+            "{s:?}: the public URL must start with http:// or https://"
+        ));
+    }
+    let Some(host) = u.host_str() else {
+        return Err(format!("{s:?}: the public URL needs a host name"));
+    };
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() || !u.username().is_empty()
+    {
+        return Err(format!(
+            "{s:?}: give only scheme, host and port (no path, query or user), e.g. https://i.mi.com"
+        ));
+    }
+    Ok(match u.port() {
+        Some(p) => format!("{}://{host}:{p}", u.scheme()),
+        None => format!("{}://{host}", u.scheme()),
+    })
 }
 
 pub struct Signer {
@@ -78,38 +121,35 @@ impl Signer {
         base64::engine::general_purpose::STANDARD.encode(self.mac(&[b"sts", followup.as_bytes()]))
     }
 
-    /// `http://<host>/sts?sign=..&followup=..`
-    pub fn sts_callback(&self, host: &str, followup: &str) -> String {
+    /// `<base>/sts?sign=..&followup=..`
+    pub fn sts_callback(&self, base: &str, followup: &str) -> String {
         format!(
-            "http://{host}/sts?sign={}&followup={}",
+            "{base}/sts?sign={}&followup={}",
             enc(&self.sts_sign(followup)),
             enc(followup)
         )
     }
 
     /// The passport login URL (`data.loginUrl`, and `D` of the 401 body).
-    pub fn login_url(&self, host: &str, followup: &str) -> String {
+    pub fn login_url(&self, base: &str, followup: &str) -> String {
         format!(
-            "http://{host}/pass/serviceLogin?callback={}&sid=i.mi.com&_group=DEFAULT&checkSafePhone=true&_bal=true",
-            enc(&self.sts_callback(host, followup))
+            "{base}/pass/serviceLogin?callback={}&sid=i.mi.com&_group=DEFAULT&checkSafePhone=true&_bal=true",
+            enc(&self.sts_callback(base, followup))
         )
     }
 
-    pub fn url_a(&self, host: &str, id: &str, cb: &str, exp: i64) -> String {
+    pub fn url_a(&self, base: &str, id: &str, cb: &str, exp: i64) -> String {
         let e = exp.to_string();
         let sig = self.sig(&["A", id, cb, &e]);
-        format!(
-            "http://{host}/_kss/jsonp?id={id}&cb={}&e={e}&sig={sig}",
-            enc(cb)
-        )
+        format!("{base}/_kss/jsonp?id={id}&cb={}&e={e}&sig={sig}", enc(cb))
     }
 
-    pub fn url_b(&self, host: &str, id: &str, name: &str, mime: &str, exp: i64) -> String {
+    pub fn url_b(&self, base: &str, id: &str, name: &str, mime: &str, exp: i64) -> String {
         let e = exp.to_string();
         let sig = self.sig(&["B", id, &e]);
         let fname = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(name.as_bytes());
         format!(
-            "http://{host}/_kss/2/{BUCKET}/download_file?attachment=0&fn={fname}&ct={}&id={id}&e={e}&sig={sig}",
+            "{base}/_kss/2/{BUCKET}/download_file?attachment=0&fn={fname}&ct={}&id={id}&e={e}&sig={sig}",
             enc(mime)
         )
     }
@@ -134,9 +174,42 @@ impl Signer {
         mac[..16] == raw[16..]
     }
 
-    pub fn thumb_url(&self, host: &str, id: &str, px: u32, exp: i64) -> String {
+    pub fn thumb_url(&self, base: &str, id: &str, px: u32, exp: i64) -> String {
         let e = exp.to_string();
         let sig = self.sig(&["T", id, &e]);
-        format!("http://{host}/_kss/2/{BUCKET}/get_thumbnail?id={id}&w={px}&h={px}&ts={e}&r=0&type=2&sig={sig}")
+        format!("{base}/_kss/2/{BUCKET}/get_thumbnail?id={id}&w={px}&h={px}&ts={e}&r=0&type=2&sig={sig}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xiaomi_hosts_get_https() {
+        assert_eq!(base_for("i.mi.com"), "https://i.mi.com");
+        assert_eq!(base_for("us.i.mi.com"), "https://us.i.mi.com");
+        assert_eq!(
+            base_for("account.xiaomi.com:443"),
+            "https://account.xiaomi.com:443"
+        );
+        assert_eq!(base_for("127.0.0.1:8765"), "http://127.0.0.1:8765");
+        assert_eq!(base_for("notmi.com"), "http://notmi.com");
+        assert_eq!(base_for("[::1]:80"), "http://[::1]:80");
+    }
+
+    #[test]
+    fn public_url_is_reduced_to_its_origin() {
+        assert_eq!(
+            parse_public_url("https://i.mi.com/"),
+            Ok("https://i.mi.com".into())
+        );
+        assert_eq!(
+            parse_public_url("http://10.0.0.2:9000"),
+            Ok("http://10.0.0.2:9000".into())
+        );
+        assert!(parse_public_url("ftp://x").is_err());
+        assert!(parse_public_url("http://x/path").is_err());
+        assert!(parse_public_url("i.mi.com").is_err());
     }
 }
