@@ -312,7 +312,7 @@ async fn verify(
     let host = app.host(&headers);
     passport_json(&json!({
         "code": 0, "result": "ok", "description": "成功",
-        "location": format!("http://{host}/identity/result/check?sid={}&ticket={finish}", super::urls::enc(&sid)),
+        "location": format!("{host}/identity/result/check?sid={}&ticket={finish}", super::urls::enc(&sid)),
     }))
 }
 

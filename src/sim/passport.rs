@@ -235,7 +235,7 @@ pub async fn service_login_auth2(
         app.stats.count("login_2fa_required", 1);
         tracing::info!(account = %id, "serviceLoginAuth2: identity check required");
         let notification = format!(
-            "http://{host}/fe/service/identity/authStart?sid={}&context={context}&_locale=zh_CN",
+            "{host}/fe/service/identity/authStart?sid={}&context={context}&_locale=zh_CN",
             super::urls::enc(&sid)
         );
         return passport_json(&json!({

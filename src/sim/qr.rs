@@ -111,7 +111,7 @@ pub async fn login_url(
         .unwrap_or_else(|| "/".to_string());
     let id = format!("lp_{}", random_b64url(18));
     let timeout = app.passport.qr_timeout;
-    let login_url = format!("http://{host}/pass/qr/scan?ticket={id}");
+    let login_url = format!("{host}/pass/qr/scan?ticket={id}");
     let (state, _) = watch::channel(None);
     app.passport.qr.insert(
         &id,
@@ -127,9 +127,9 @@ pub async fn login_url(
     tracing::info!("QR login ticket issued");
     passport_json(&json!({
         "code": 0, "result": "ok", "description": "成功",
-        "qr": format!("http://{host}/pass/qr/login?ticket={id}"),
+        "qr": format!("{host}/pass/qr/login?ticket={id}"),
         "loginUrl": login_url,
-        "lp": format!("http://{host}/lp/s?k={id}"),
+        "lp": format!("{host}/lp/s?k={id}"),
         "timeout": timeout.as_millis().div_ceil(1000) as u64,
         "qrTips": "请使用小米手机扫码登录",
     }))
