@@ -10,6 +10,8 @@
 //! - [`gallery`]: the immutable album/item model; [`session`]: tickets and serviceTokens;
 //! - [`server`]: router and helpers; [`auth`], [`listing`], [`download`], [`control`]: handlers;
 //! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
+//! - [`live`]: the gallery's changes; [`incremental`]: `album/full`, `allitems`,
+//!   `deleted_v2`; [`recordings`]: the recorder; [`status`]: profile and quota.
 //!
 //! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
 //! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
@@ -24,15 +26,19 @@ mod faults;
 mod from_dir;
 mod gallery;
 mod generate;
+mod incremental;
 mod jpeg;
 mod listing;
+mod live;
 mod mp4;
+mod recordings;
 mod rng;
 mod scale;
 mod server;
 mod session;
 mod shape;
 mod stats;
+mod status;
 mod urls;
 mod wire;
 
@@ -47,6 +53,7 @@ use tokio::task::JoinHandle;
 pub use accounts::AccountsConfig;
 pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
+pub use live::LiveConfig;
 pub use scale::ScaleConfig;
 pub use shape::LinkConfig;
 pub use stats::SimStats;
@@ -82,6 +89,8 @@ pub struct SimConfig {
     pub accounts: AccountsConfig,
     /// Gallery scale and sizes.
     pub scale: ScaleConfig,
+    /// Live changes (tombstone lifetime) and the recordings.
+    pub live: LiveConfig,
 }
 
 impl Default for SimConfig {
@@ -100,6 +109,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             accounts: AccountsConfig::default(),
             scale: ScaleConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -177,7 +187,9 @@ fn build_gallery(config: &SimConfig) -> Result<gallery::Gallery, SimError> {
         None => generate::generate(config.seed, config.albums, config.items),
     };
     content::fingerprint_all(&mut items)?;
-    Ok(gallery::Gallery::new(albums, items))
+    let mut gallery = gallery::Gallery::new(albums, items);
+    gallery.recordings = recordings::generate(config.seed, config.live.recordings)?;
+    Ok(gallery)
 }
 
 /// Binds `listen` and serves on the current tokio runtime until the handle is dropped.
