@@ -99,12 +99,9 @@ fn refused(e: LiveError) -> Response {
     json(status, &json!({"error": e.to_string()}))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, example: &str) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        bad(format!(
-            "body is not the expected JSON ({e}); send e.g. {example}"
-        ))
-    })
+fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes, example: &str) -> Result<T, String> {
+    serde_json::from_slice(body)
+        .map_err(|e| format!("body is not the expected JSON ({e}); send e.g. {example}"))
 }
 
 fn item_json(it: &Item) -> Value {
@@ -134,7 +131,7 @@ pub async fn upload(State(app): State<Shared>, body: Bytes) -> Response {
     static UPLOADS: AtomicU64 = AtomicU64::new(0);
     let req: UploadReq = match parse(&body, r#"{"albumId":"1","fileName":"IMG_1.jpg"}"#) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad(msg),
     };
     let now = now_ms();
     let taken = req.date_taken.unwrap_or(now);
@@ -238,7 +235,7 @@ const ID_EXAMPLE: &str = r#"{"id":"<17-digit id from /_sim/items>"}"#;
 pub async fn recycle(State(app): State<Shared>, body: Bytes) -> Response {
     let req: IdReq = match parse(&body, ID_EXAMPLE) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad(msg),
     };
     let ttl = app.config.live.tombstone_ttl_ms();
     match app.mutate(|g| g.recycle(&req.id, now_ms(), ttl)) {
@@ -250,7 +247,7 @@ pub async fn recycle(State(app): State<Shared>, body: Bytes) -> Response {
 pub async fn restore(State(app): State<Shared>, body: Bytes) -> Response {
     let req: IdReq = match parse(&body, ID_EXAMPLE) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad(msg),
     };
     let ttl = app.config.live.tombstone_ttl_ms();
     match app.mutate(|g| g.restore(&req.id, now_ms(), ttl)) {
@@ -262,7 +259,7 @@ pub async fn restore(State(app): State<Shared>, body: Bytes) -> Response {
 pub async fn delete(State(app): State<Shared>, body: Bytes) -> Response {
     let req: IdReq = match parse(&body, ID_EXAMPLE) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad(msg),
     };
     let ttl = app.config.live.tombstone_ttl_ms();
     match app.mutate(|g| g.delete(&req.id, now_ms(), ttl)) {
@@ -282,7 +279,7 @@ struct RenameReq {
 pub async fn rename_album(State(app): State<Shared>, body: Bytes) -> Response {
     let req: RenameReq = match parse(&body, r#"{"albumId":"<user album id>","name":"New"}"#) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad(msg),
     };
     match app.mutate(|g| g.rename_album(&req.album_id, &req.name, now_ms())) {
         Ok(a) => json(StatusCode::OK, &album_json(&app, &a)),
@@ -298,7 +295,7 @@ struct NameReq {
 pub async fn create_album(State(app): State<Shared>, body: Bytes) -> Response {
     let req: NameReq = match parse(&body, r#"{"name":"New album"}"#) {
         Ok(r) => r,
-        Err(resp) => return resp,
+        Err(msg) => return bad(msg),
     };
     match app.mutate(|g| g.create_album(&req.name, now_ms())) {
         Ok(a) => json(StatusCode::OK, &album_json(&app, &a)),

@@ -239,7 +239,7 @@ impl Gallery {
                     s.cover = Some(i);
                 }
             };
-            add(stats.entry(it.album_id.clone()).or_default());
+            add(slot(&mut stats, &it.album_id));
             if it.is_video && it.album_id != PRIVATE {
                 add(&mut videos);
             }
@@ -252,10 +252,7 @@ impl Gallery {
         }
         fold.extend_from_slice(&self.seq.to_be_bytes());
         self.index_hash = (hash_bytes(&fold) & 0x7FFF_FFFF) as i64;
-        self.days = items
-            .iter()
-            .map(|it| day_key(it.date_taken).parse().unwrap_or(0))
-            .collect();
+        self.days = items.iter().map(|it| day_num(it.date_taken)).collect();
         let mut newest_first: Vec<usize> = (0..items.len()).collect();
         newest_first.sort_by(|&a, &b| {
             let (x, y) = (&items[a], &items[b]);
@@ -267,10 +264,8 @@ impl Gallery {
         let mut album_days: HashMap<String, BTreeMap<u32, u64>> = HashMap::new();
         for &i in &newest_first {
             let album = &items[i].album_id;
-            album_newest.entry(album.clone()).or_default().push(i);
-            *album_days
-                .entry(album.clone())
-                .or_default()
+            slot(&mut album_newest, album).push(i);
+            *slot(&mut album_days, album)
                 .entry(self.days[i])
                 .or_insert(0) += 1;
             if album != PRIVATE {
@@ -296,7 +291,7 @@ impl Gallery {
                 Entry::Live(i) => &items[i].album_id,
                 Entry::Tomb(i) => &self.tombs[i].item.album_id,
             };
-            album_feed.entry(album.clone()).or_default().push((tag, e));
+            slot(&mut album_feed, album).push((tag, e));
         }
         self.stats = stats;
         self.videos = videos;
@@ -382,17 +377,28 @@ impl Gallery {
     }
 }
 
+/// The value of `key`, inserted empty if missing (no key clone on the hit path).
+fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V {
+    if !map.contains_key(key) {
+        map.insert(key.to_string(), V::default());
+    }
+    map.get_mut(key)
+        .unwrap_or_else(|| unreachable!("the key was inserted above"))
+}
+
 /// UTC+8 wall-clock time of `ms`.
 pub fn server_local(ms: i64) -> Option<DateTime<FixedOffset>> {
     let tz = FixedOffset::east_opt(SERVER_TZ_SECS)?;
     Some(DateTime::from_timestamp_millis(ms)?.with_timezone(&tz))
 }
 
-/// `yyyyMMdd` server-local day of `ms` (the `dayCount` key and the `startDate` unit).
-pub fn day_key(ms: i64) -> String {
+/// `yyyyMMdd` server-local day of `ms` as a number (the `dayCount` key and the `startDate`
+/// unit).
+pub fn day_num(ms: i64) -> u32 {
+    use chrono::Datelike;
     server_local(ms)
-        .map(|t| t.format("%Y%m%d").to_string())
-        .unwrap_or_else(|| "19700101".to_string())
+        .map(|t| (t.year().clamp(0, 9999) as u32) * 10_000 + t.month() * 100 + t.day())
+        .unwrap_or(19_700_101)
 }
 
 /// Unix ms of `y-m-d h:mi:s` in a zone `offset_secs` east of UTC.

@@ -69,7 +69,7 @@ pub enum LiveError {
 /// What `POST /_sim/delete` removed.
 #[derive(Debug)]
 pub enum Deleted {
-    Item(Item),
+    Item(Box<Item>),
     Recording(Box<Recording>),
 }
 
@@ -176,14 +176,14 @@ impl Gallery {
         if self.index_of(id).is_some() {
             let item = self.take_live(id, now)?;
             self.rebuild();
-            return Ok(Deleted::Item(item));
+            return Ok(Deleted::Item(Box::new(item)));
         }
         if let Some(i) = self.bin.iter().position(|r| r.item.id == id) {
             let item = self.bin.remove(i).item;
             let tag = self.next_tag();
             self.touch(&item.album_id, tag, now);
             self.rebuild();
-            return Ok(Deleted::Item(item));
+            return Ok(Deleted::Item(Box::new(item)));
         }
         match self.delete_recording(id, now) {
             Ok(r) => Ok(Deleted::Recording(Box::new(r))),
