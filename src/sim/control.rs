@@ -15,7 +15,8 @@
 //!   "kind":"image"|"video", "size":<bytes>, "bytes":"<base64>", "mimeType":".."}`: only
 //!   `fileName` is required. With `bytes` those bytes are the file; otherwise a 640x480 JPEG
 //!   with an EXIF date of `dateTaken` (UTC+8), or with `kind:"video"` an MP4 of `size` bytes
-//!   (default 200 000). `kind` defaults to video for `.mp4`/`.mov` names. `albumId` defaults
+//!   (default 200 000; `size` is ignored for generated photos). `kind` defaults to video for
+//!   `.mp4`/`.mov` names. `albumId` defaults
 //!   to Camera (`1`), `dateTaken` to now. Answers the new item (with its id and tag).
 //! - `POST /_sim/recycle {"id"}`: to the recycle bin (like `POST /gallery/info/delete`);
 //! - `POST /_sim/restore {"id"}`: back from the bin under a new tag;
