@@ -55,6 +55,8 @@ struct Args {
     accounts: sim::AccountsConfig,
     #[command(flatten)]
     scale: sim::ScaleConfig,
+    #[command(flatten)]
+    live: sim::LiveConfig,
 }
 
 #[tokio::main]
@@ -80,6 +82,7 @@ async fn main() {
         faults: args.faults,
         accounts: args.accounts,
         scale: args.scale,
+        live: args.live,
     };
     let handle = match sim::start(config, args.listen).await {
         Ok(h) => h,

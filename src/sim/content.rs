@@ -28,6 +28,8 @@ pub enum Source {
     Photo(PhotoSpec),
     Video(VideoSpec),
     Disk(PathBuf),
+    /// Bytes given whole (uploads through the control API).
+    Bytes(Bytes),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,7 @@ pub fn render(source: &Source) -> Result<Vec<u8>, ContentError> {
     match source {
         Source::Photo(p) => Ok(jpeg::render(p)?),
         Source::Video(v) => Ok(mp4::render(v)),
+        Source::Bytes(b) => Ok(b.to_vec()),
         Source::Disk(path) => std::fs::read(path).map_err(|source| ContentError::Io {
             path: path.clone(),
             source,
@@ -79,6 +82,9 @@ pub fn fingerprint(source: &Source) -> Result<(u64, String), ContentError> {
             h.update(&buf[..n]);
         }
         return Ok((size, hex::encode(h.finalize())));
+    }
+    if let Source::Bytes(b) = source {
+        return Ok((b.len() as u64, hex::encode(Sha1::digest(b))));
     }
     if let Some(hit) = memo().lock().ok().and_then(|m| m.get(source).cloned()) {
         return Ok(hit);
@@ -157,6 +163,9 @@ impl ContentStore {
             let f = tokio::fs::File::open(path).await.map_err(io)?;
             let len = f.metadata().await.map_err(io)?.len();
             return Ok(Body::File(f, len));
+        }
+        if let Source::Bytes(b) = &item.source {
+            return Ok(Body::Memory(b.clone()));
         }
         if let Some(b) = self
             .cache

@@ -35,7 +35,7 @@ use super::stats::Stats;
 use super::wire::{business_error, now_ms};
 
 /// A JSONP callback name we are willing to echo (JS identifier characters only).
-fn valid_callback(cb: &str) -> bool {
+pub(super) fn valid_callback(cb: &str) -> bool {
     !cb.is_empty()
         && cb.len() <= 128
         && cb
@@ -91,7 +91,7 @@ pub async fn jsonp(
     if exp < now_ms() {
         return plain(StatusCode::FORBIDDEN, "url expired");
     }
-    let Some(item) = app.gallery().item(&id).cloned() else {
+    let Some(item) = app.gallery().fetchable(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
     let exp_b = now_ms() + ttl_ms(&app);
@@ -134,7 +134,7 @@ pub async fn file(
     if !app.signer.check_meta(&id, exp, &meta) {
         return plain(StatusCode::FORBIDDEN, "bad meta");
     }
-    let Some(item) = app.gallery().item(&id).cloned() else {
+    let Some(item) = app.gallery().fetchable(&id).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no such media");
     };
     let content = match app.content.body(&item).await {

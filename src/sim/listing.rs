@@ -1,4 +1,5 @@
-//! Listing endpoints: `album/list` (§3.3), `galleries` (§3.6), `timeline` (§3.5).
+//! Listing endpoints: `album/list` (§3.3), `album/video` (§3.4), `galleries` (§3.6),
+//! `timeline` (§3.5). All follow the live gallery (renames, uploads, deletions).
 //!
 //! All need a live session. Paging is `pageNum` (0-based) × `pageSize` with `isLastPage`;
 //! defaults are the web app's (20 albums, 30 items per page); a `pageSize` below 1 counts as 1.
@@ -6,15 +7,20 @@
 //! `dateTaken` against inclusive `startDate`/`endDate` (`yyyyMMdd`, string or number); an
 //! unparsable bound is ignored. Without `albumId`, `galleries` and `timeline` cover every
 //! album except the private album 1000 (which the web app shows only after a second
-//! verification); with `albumId=1000` they list it.
+//! verification); with `albumId=1000` they list it. `galleries` and `timeline` read indices
+//! prepared by [`super::gallery::Gallery::rebuild`] (binary search on the newest-first order,
+//! per-day counts), so a page costs its size, not the album's.
+//!
+//! `album/video` is the virtual Videos album: the count, cover and `lastUpdateTime` of every
+//! video outside the private album; `thumbnails` follows the album rule (absent when empty).
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::gallery::PRIVATE;
 use super::server::{num, ok, query, Session, Shared};
+use super::urls::THUMB_TTL_MS;
 use super::wire;
 
 fn page_bounds(total: usize, page: usize, size: usize) -> (usize, usize, bool) {
@@ -70,25 +76,16 @@ pub async fn galleries(
 ) -> Response {
     let q = query(q.as_deref());
     let g = app.gallery();
-    let album = q.get("albumId").filter(|a| !a.is_empty());
+    let album = q
+        .get("albumId")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
     let from = day_bound(&q, "startDate").unwrap_or(0);
     let to = day_bound(&q, "endDate").unwrap_or(u32::MAX);
     let page: usize = num(&q, "pageNum", 0);
     let size: usize = num(&q, "pageSize", 30).max(1);
     let host = app.host(&headers);
-    let matching: Vec<usize> = g
-        .newest_first
-        .iter()
-        .copied()
-        .filter(|&i| {
-            let it = &g.items[i];
-            match album {
-                Some(a) => it.album_id == *a,
-                None => it.album_id != PRIVATE,
-            }
-        })
-        .filter(|&i| (from..=to).contains(&g.days[i]))
-        .collect();
+    let matching = g.newest(album, from, to);
     let (start, end, last) = page_bounds(matching.len(), page, size);
     let items: Vec<Value> = matching[start..end]
         .iter()
@@ -100,16 +97,39 @@ pub async fn galleries(
 pub async fn timeline(State(app): State<Shared>, _: Session, RawQuery(q): RawQuery) -> Response {
     let q = query(q.as_deref());
     let g = app.gallery();
-    let album = q.get("albumId").filter(|a| !a.is_empty());
-    let mut days = std::collections::BTreeMap::<String, u64>::new();
-    for (i, it) in g.items.iter().enumerate() {
-        let hit = match album {
-            Some(a) => it.album_id == *a,
-            None => it.album_id != PRIVATE,
-        };
-        if hit {
-            *days.entry(g.days[i].to_string()).or_insert(0) += 1;
-        }
-    }
+    let album = q
+        .get("albumId")
+        .map(String::as_str)
+        .filter(|a| !a.is_empty());
+    let days: serde_json::Map<String, Value> = g
+        .day_counts(album)
+        .into_iter()
+        .flatten()
+        .map(|(day, n)| (day.to_string(), json!(n)))
+        .collect();
     ok(json!({"dayCount": days, "indexHash": g.index_hash}))
+}
+
+pub async fn album_video(
+    State(app): State<Shared>,
+    Session(user): Session,
+    headers: HeaderMap,
+) -> Response {
+    let g = app.gallery();
+    let s = g.video_stats();
+    let mut album = json!({
+        "mediaCount": s.media_count,
+        "userId": wire::user_id_num(&user),
+        "lastUpdateTime": s.last_update,
+    });
+    if let Some(cover) = s.cover.and_then(|i| g.items.get(i)) {
+        let url = app.signer.thumb_url(
+            &app.host(&headers),
+            &cover.id,
+            270,
+            wire::now_ms() + THUMB_TTL_MS,
+        );
+        album["thumbnails"] = json!([{"orientation": 0, "url": url}]);
+    }
+    ok(json!({"album": album, "indexHash": g.index_hash}))
 }

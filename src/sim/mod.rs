@@ -14,6 +14,8 @@
 //! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
 //! - [`shape`], [`bucket`], [`throttle`]: the shaped link; [`faults`], [`bodies`]: injected
 //!   faults; [`range`]: Range requests on downloads.
+//! - [`live`]: the gallery's changes; [`incremental`]: `album/full`, `allitems`,
+//!   `deleted_v2`; [`recordings`]: the recorder; [`status`]: profile and quota.
 //!
 //! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
 //! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
@@ -32,19 +34,23 @@ mod from_dir;
 mod gallery;
 mod generate;
 mod identity;
+mod incremental;
 mod jpeg;
 mod listing;
+mod live;
 mod mp4;
 mod passport;
 mod passport_control;
 mod qr;
 mod range;
+mod recordings;
 mod rng;
 mod scale;
 mod server;
 mod session;
 mod shape;
 mod stats;
+mod status;
 mod throttle;
 mod urls;
 mod wire;
@@ -60,6 +66,7 @@ use tokio::task::JoinHandle;
 pub use accounts::{AccountSpec, AccountsConfig, DEFAULT_PASSWORD};
 pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
+pub use live::LiveConfig;
 pub use scale::ScaleConfig;
 pub use shape::LinkConfig;
 pub use shape::{Profile, RangeMode};
@@ -96,6 +103,8 @@ pub struct SimConfig {
     pub accounts: AccountsConfig,
     /// Gallery scale and sizes.
     pub scale: ScaleConfig,
+    /// Live changes (tombstone lifetime) and the recordings.
+    pub live: LiveConfig,
 }
 
 impl Default for SimConfig {
@@ -114,6 +123,7 @@ impl Default for SimConfig {
             faults: FaultConfig::default(),
             accounts: AccountsConfig::default(),
             scale: ScaleConfig::default(),
+            live: LiveConfig::default(),
         }
     }
 }
@@ -191,7 +201,9 @@ fn build_gallery(config: &SimConfig) -> Result<gallery::Gallery, SimError> {
         None => generate::generate(config.seed, config.albums, config.items),
     };
     content::fingerprint_all(&mut items)?;
-    Ok(gallery::Gallery::new(albums, items))
+    let mut gallery = gallery::Gallery::new(albums, items);
+    gallery.recordings = recordings::generate(config.seed, config.live.recordings)?;
+    Ok(gallery)
 }
 
 /// Binds `listen` and serves on the current tokio runtime until the handle is dropped.

@@ -27,6 +27,7 @@ use super::urls::{base_for, sane_host, Signer};
 use super::{auth, control, download, listing, wire, SimConfig};
 use super::{captcha, identity, passport, passport_control, qr};
 use super::{faults, shape};
+use super::{incremental, recordings, status};
 
 pub struct App {
     pub config: SimConfig,
@@ -98,6 +99,38 @@ pub fn router(app: Shared) -> Router {
         )
         .route("/_sim/qr/confirm", post(qr::confirm))
         .route("/_sim/faults", get(faults::show).post(faults::set))
+        .route("/gallery/user/album/video", get(listing::album_video))
+        .route("/gallery/album/full", get(incremental::album_full))
+        .route("/gallery/allitems", get(incremental::allitems))
+        .route("/gallery/deleted_v2", get(incremental::deleted_v2))
+        .route(
+            "/gallery/info/delete",
+            get(incremental::info_delete).post(incremental::info_delete),
+        )
+        .route("/status/lite/profile", get(status::profile))
+        .route("/status/lite/alldetail", get(status::all_detail))
+        .route("/status/vip/level", get(status::vip_level))
+        .route("/status/user/videoplay/level", get(status::videoplay_level))
+        .route("/sfs/ns/recorder/dir/0/list", get(recordings::list))
+        .route(
+            "/sfs/ns/recorder/file/{id}/cb/{cb}/storage",
+            get(recordings::storage),
+        )
+        .route(
+            "/sfs/ns/recorder/file/{id}/storage/geturl",
+            get(recordings::geturl),
+        )
+        .route(
+            "/sfs/ns/recorder/file/{id}/delete",
+            post(recordings::delete),
+        )
+        .route("/_sim/recordings", get(control::recordings))
+        .route("/_sim/upload", post(control::upload))
+        .route("/_sim/recycle", post(control::recycle))
+        .route("/_sim/restore", post(control::restore))
+        .route("/_sim/delete", post(control::delete))
+        .route("/_sim/rename-album", post(control::rename_album))
+        .route("/_sim/create-album", post(control::create_album))
         .layer(middleware::from_fn_with_state(app.clone(), faults::inject))
         .layer(middleware::from_fn_with_state(app.clone(), shape::delay))
         .layer(middleware::from_fn_with_state(app.clone(), count))
@@ -126,7 +159,6 @@ impl App {
 
     /// Apply a change to the gallery (copy-on-write: readers holding a snapshot are not
     /// disturbed). Returns what `f` returns.
-    #[allow(dead_code)] // first callers: the live-change and fault modules
     pub fn mutate<R>(&self, f: impl FnOnce(&mut Gallery) -> R) -> R {
         let mut guard = match self.gallery.write() {
             Ok(g) => g,

@@ -50,7 +50,6 @@ impl Stats {
     }
 
     /// Count `by` events named `name`.
-    #[allow(dead_code)] // first callers: the live-change and passport modules
     pub fn count(&self, name: &str, by: u64) {
         bump_map(&self.counters, name, by);
     }

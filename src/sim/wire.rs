@@ -174,6 +174,7 @@ pub fn truth_item(it: &Item) -> Value {
         "createTime": it.create_time,
         "mimeType": it.mime,
         "exifDateTime": it.exif_date_time,
+        "tag": it.tag,
     })
 }
 
@@ -186,4 +187,81 @@ pub fn truth_album(a: &Album, s: AlbumStats) -> Value {
         "mediaCount": s.media_count,
         "lastUpdateTime": s.last_update,
     })
+}
+
+/// The English identifier `album/full` gives a system album as `name` (exact strings [U]).
+pub fn system_album_name(id: &str) -> Option<&'static str> {
+    match id {
+        CAMERA => Some("Camera"),
+        SCREENSHOTS => Some("Screenshots"),
+        PRIVATE => Some("Private"),
+        _ => None,
+    }
+}
+
+/// One `album/full` entry (spec §3.8). System album ids are numbers there, user album ids
+/// strings (the spec says "number or string"; which albums get which is [U]).
+pub fn album_full(
+    a: &Album,
+    s: AlbumStats,
+    full_build_tag: u64,
+    g: &Gallery,
+    user_id: &str,
+    host: &str,
+    signer: &Signer,
+) -> Value {
+    let id = match a.id.parse::<u64>() {
+        Ok(n) if a.is_system() => json!(n),
+        _ => json!(a.id),
+    };
+    let name = a
+        .name
+        .clone()
+        .or_else(|| system_album_name(&a.id).map(str::to_string))
+        .unwrap_or_else(|| a.id.clone());
+    let thumbs: Vec<Value> = match s.cover.and_then(|i| g.items.get(i)) {
+        Some(cover) if a.id != PRIVATE => {
+            vec![json!(signer.thumb_url(
+                host,
+                &cover.id,
+                270,
+                now_ms() + THUMB_TTL_MS
+            ))]
+        }
+        _ => vec![],
+    };
+    json!({
+        "albumId": id,
+        "name": name,
+        "incrementalTag": s.incremental_tag.max(full_build_tag).to_string(),
+        "fullBuildTag": full_build_tag.to_string(),
+        "totalImageCount": s.media_count,
+        "totalSize": s.total_size,
+        "status": 1,
+        "lastUpdateTime": s.last_update,
+        "createTime": a.created,
+        "userId": user_id_num(user_id),
+        "description": "",
+        "thumbnailUrls": thumbs,
+    })
+}
+
+/// An item as the deleted streams show it: `status:"deleted"`, plus `deleteTime` when given.
+pub fn deleted_item(it: &Item, delete_time: Option<i64>, host: &str, signer: &Signer) -> Value {
+    let mut v = item(it, host, signer);
+    v["status"] = json!("deleted");
+    if let Some(t) = delete_time {
+        v["deleteTime"] = json!(t);
+    }
+    v
+}
+
+/// `allitems` with `simpleResult=true`: `fileName`, `id`, `tag` (and `status` on tombstones,
+/// [U]: the spec lists only the first three).
+pub fn simple_item(it: &Item, deleted: bool) -> Value {
+    let mut v = json!({"fileName": it.file_name, "id": it.id, "tag": it.tag});
+    if deleted {
+        v["status"] = json!("deleted");
+    }
+    v
 }
