@@ -126,6 +126,7 @@ pub async fn file(State(app): State<Shared>, RawQuery(q): RawQuery, body: Bytes)
             (HttpBody::from(b), len)
         }
         Ok(Body::File(f, len)) => (HttpBody::from_stream(file_stream(f)), len),
+        Ok(Body::Stream(s, len)) => (HttpBody::from_stream(s), len),
         Err(err) => {
             tracing::error!(id = %id, error = %err, "cannot produce body");
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure");

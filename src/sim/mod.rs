@@ -21,6 +21,7 @@ mod content;
 mod control;
 mod download;
 mod faults;
+mod fpcache;
 mod from_dir;
 mod gallery;
 mod generate;
@@ -32,7 +33,9 @@ mod scale;
 mod server;
 mod session;
 mod shape;
+mod sizes;
 mod stats;
+mod synth;
 mod urls;
 mod wire;
 
@@ -48,6 +51,7 @@ pub use accounts::AccountsConfig;
 pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
 pub use scale::ScaleConfig;
+pub use scale::SizeMode;
 pub use shape::LinkConfig;
 pub use stats::SimStats;
 
@@ -99,7 +103,7 @@ impl Default for SimConfig {
             link: LinkConfig::default(),
             faults: FaultConfig::default(),
             accounts: AccountsConfig::default(),
-            scale: ScaleConfig::default(),
+            scale: ScaleConfig::demo(),
         }
     }
 }
@@ -170,14 +174,17 @@ impl Drop for SimHandle {
     }
 }
 
-/// Build the gallery described by `config` (blocking: renders and hashes every item).
-fn build_gallery(config: &SimConfig) -> Result<gallery::Gallery, SimError> {
+/// Build the gallery described by `config` (blocking: fingerprints every item, from the cache
+/// file when it is valid).
+fn build_gallery(
+    config: &SimConfig,
+) -> Result<(gallery::Gallery, content::Fingerprinted), SimError> {
     let (albums, mut items) = match &config.from_dir {
         Some(dir) => from_dir::scan(config.seed, dir)?,
-        None => generate::generate(config.seed, config.albums, config.items),
+        None => generate::generate(config.seed, config.albums, config.items, config.scale.sizes),
     };
-    content::fingerprint_all(&mut items)?;
-    Ok(gallery::Gallery::new(albums, items))
+    let fp = content::fingerprint_cached(&mut items, config)?;
+    Ok((gallery::Gallery::new(albums, items), fp))
 }
 
 /// Binds `listen` and serves on the current tokio runtime until the handle is dropped.
@@ -186,7 +193,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     let addr = listener.local_addr()?;
     let cfg = config.clone();
     let started = std::time::Instant::now();
-    let gallery = tokio::task::spawn_blocking(move || build_gallery(&cfg))
+    let (gallery, fingerprinted) = tokio::task::spawn_blocking(move || build_gallery(&cfg))
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| match e {
@@ -202,6 +209,8 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         albums = gallery.albums.len(),
         items = gallery.items.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
+        fingerprints_cached = fingerprinted.cached,
+        fingerprints_computed = fingerprinted.computed,
         "micloud-sim ready"
     );
     let app = Arc::new(server::App {
@@ -213,6 +222,10 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         content: content::ContentStore::default(),
         bound: addr,
     });
+    app.stats
+        .count("fingerprints.cached", fingerprinted.cached as u64);
+    app.stats
+        .count("fingerprints.computed", fingerprinted.computed as u64);
     let (tx, rx) = oneshot::channel::<()>();
     let router = server::router(app.clone());
     // Like any production HTTP server, answer without Nagle's delay: a response written in
