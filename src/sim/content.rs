@@ -52,8 +52,8 @@ pub enum ContentError {
     },
 }
 
-/// Render a generated body (disk sources are read whole; used for fingerprints of small
-/// files only through [`fingerprint`]).
+/// Render a generated body whole (disk sources are read whole; `Synth` bodies can be hundreds
+/// of MB: downloads stream them through [`ContentStore::body`] instead).
 pub fn render(source: &Source) -> Result<Vec<u8>, ContentError> {
     match source {
         Source::Photo(p) => Ok(jpeg::render(p)?),
@@ -224,26 +224,28 @@ pub fn fingerprint_cached(
             Vec::new()
         }
     };
-    let ids: Vec<(String, i64)> = items
+    // (path, mtime, length) of disk files; generated items are matched by position.
+    let ids: Vec<(String, i64, Option<u64>)> = items
         .iter()
         .map(|it| match &it.source {
-            Source::Disk(p) => (
-                p.to_string_lossy().into_owned(),
-                stamp(p).map(|s| s.0).unwrap_or(0),
-            ),
-            _ => (String::new(), 0),
+            Source::Disk(p) => {
+                let st = stamp(p);
+                (
+                    p.to_string_lossy().into_owned(),
+                    st.map(|s| s.0).unwrap_or(0),
+                    st.map(|s| s.1),
+                )
+            }
+            _ => (String::new(), 0, None),
         })
         .collect();
     let mut missing = Vec::new();
     if config.from_dir.is_some() {
         let by_path: HashMap<&str, &Entry> = old.iter().map(|e| (e.path.as_str(), e)).collect();
         for (i, it) in items.iter_mut().enumerate() {
-            let len = match &it.source {
-                Source::Disk(p) => stamp(p).map(|s| s.1),
-                _ => None,
-            };
-            match by_path.get(ids[i].0.as_str()) {
-                Some(e) if e.mtime_ns == ids[i].1 && Some(e.size) == len => {
+            let (path, mtime_ns, len) = &ids[i];
+            match by_path.get(path.as_str()) {
+                Some(e) if e.mtime_ns == *mtime_ns && Some(e.size) == *len => {
                     it.size = e.size;
                     it.sha1 = hex::encode(e.sha1);
                 }
@@ -271,7 +273,7 @@ pub fn fingerprint_cached(
         let entries: Vec<Entry> = items
             .iter()
             .zip(ids)
-            .map(|(it, (path, mtime_ns))| {
+            .map(|(it, (path, mtime_ns, _))| {
                 let mut sha1 = [0u8; 20];
                 let _ = hex::decode_to_slice(&it.sha1, &mut sha1);
                 Entry {

@@ -243,19 +243,18 @@ pub fn fingerprint_all(specs: &[&SynthSpec]) -> Result<Vec<(u64, [u8; 20])>, Jpe
     for (i, s) in specs.iter().enumerate() {
         groups[s.template.index()].push(i);
     }
-    let results: Vec<Result<Vec<(usize, u64, [u8; 20])>, JpegError>> =
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = Template::ALL
-                .iter()
-                .zip(&groups)
-                .filter(|(_, g)| !g.is_empty())
-                .map(|(&t, g)| scope.spawn(move || walk(t, specs, g)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Ok(Vec::new())))
-                .collect()
-        });
+    let results: Vec<Result<Walked, JpegError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = Template::ALL
+            .iter()
+            .zip(&groups)
+            .filter(|(_, g)| !g.is_empty())
+            .map(|(&t, g)| scope.spawn(move || walk(t, specs, g)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
     for r in results {
         for (i, size, sha) in r? {
             out[i] = (size, sha);
@@ -264,12 +263,11 @@ pub fn fingerprint_all(specs: &[&SynthSpec]) -> Result<Vec<(u64, [u8; 20])>, Jpe
     Ok(out)
 }
 
+/// `(index, size, sha1)` of a template's items.
+type Walked = Vec<(usize, u64, [u8; 20])>;
+
 /// One template's items, in increasing filler length.
-fn walk(
-    t: Template,
-    specs: &[&SynthSpec],
-    group: &[usize],
-) -> Result<Vec<(usize, u64, [u8; 20])>, JpegError> {
+fn walk(t: Template, specs: &[&SynthSpec], group: &[usize]) -> Result<Walked, JpegError> {
     let head = head(t)?;
     let mut order: Vec<(Layout, usize)> = group
         .iter()
