@@ -144,10 +144,7 @@ pub async fn file(
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure");
         }
     };
-    let total = match &content {
-        Body::Memory(b) => b.len() as u64,
-        Body::File(_, len) => *len,
-    };
+    let total = content.len();
     let wanted = match app.config.link.range {
         RangeMode::On => headers
             .get(header::RANGE)
@@ -176,6 +173,13 @@ pub async fn file(
             }
             HttpBody::from_stream(file_stream(f, len))
         }
+        Body::Synth(spec, _) => match Body::synth_range(spec, start, start + len) {
+            Ok(s) => HttpBody::from_stream(s),
+            Err(err) => {
+                tracing::error!(id = %id, error = %err, "cannot produce body");
+                return plain(StatusCode::INTERNAL_SERVER_ERROR, "storage failure");
+            }
+        },
     };
     Stats::bump(&app.stats.downloads, 1);
     Stats::bump(&app.stats.bytes_served, len);

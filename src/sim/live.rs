@@ -299,7 +299,8 @@ mod tests {
     use super::*;
 
     fn small() -> Gallery {
-        let (albums, items) = super::super::generate::generate(7, 2, 12);
+        let (albums, items) =
+            super::super::generate::generate(7, 2, 12, super::super::SizeMode::Small);
         Gallery::new(albums, items)
     }
 

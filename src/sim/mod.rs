@@ -30,6 +30,7 @@ mod content;
 mod control;
 mod download;
 mod faults;
+mod fpcache;
 mod from_dir;
 mod gallery;
 mod generate;
@@ -49,8 +50,10 @@ mod scale;
 mod server;
 mod session;
 mod shape;
+mod sizes;
 mod stats;
 mod status;
+mod synth;
 mod throttle;
 mod urls;
 mod wire;
@@ -68,6 +71,7 @@ pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
 pub use live::LiveConfig;
 pub use scale::ScaleConfig;
+pub use scale::SizeMode;
 pub use shape::LinkConfig;
 pub use shape::{Profile, RangeMode};
 pub use stats::SimStats;
@@ -122,7 +126,7 @@ impl Default for SimConfig {
             link: LinkConfig::default(),
             faults: FaultConfig::default(),
             accounts: AccountsConfig::default(),
-            scale: ScaleConfig::default(),
+            scale: ScaleConfig::demo(),
             live: LiveConfig::default(),
         }
     }
@@ -194,16 +198,19 @@ impl Drop for SimHandle {
     }
 }
 
-/// Build the gallery described by `config` (blocking: renders and hashes every item).
-fn build_gallery(config: &SimConfig) -> Result<gallery::Gallery, SimError> {
+/// Build the gallery described by `config` (blocking: fingerprints every item, from the cache
+/// file when it is valid).
+fn build_gallery(
+    config: &SimConfig,
+) -> Result<(gallery::Gallery, content::Fingerprinted), SimError> {
     let (albums, mut items) = match &config.from_dir {
         Some(dir) => from_dir::scan(config.seed, dir)?,
-        None => generate::generate(config.seed, config.albums, config.items),
+        None => generate::generate(config.seed, config.albums, config.items, config.scale.sizes),
     };
-    content::fingerprint_all(&mut items)?;
+    let fp = content::fingerprint_cached(&mut items, config)?;
     let mut gallery = gallery::Gallery::new(albums, items);
     gallery.recordings = recordings::generate(config.seed, config.live.recordings)?;
-    Ok(gallery)
+    Ok((gallery, fp))
 }
 
 /// Binds `listen` and serves on the current tokio runtime until the handle is dropped.
@@ -212,7 +219,7 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
     let addr = listener.local_addr()?;
     let cfg = config.clone();
     let started = std::time::Instant::now();
-    let gallery = tokio::task::spawn_blocking(move || build_gallery(&cfg))
+    let (gallery, fingerprinted) = tokio::task::spawn_blocking(move || build_gallery(&cfg))
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| match e {
@@ -228,6 +235,8 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         albums = gallery.albums.len(),
         items = gallery.items.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
+        fingerprints_cached = fingerprinted.cached,
+        fingerprints_computed = fingerprinted.computed,
         "micloud-sim ready"
     );
     let passport = passport::Passport::new(&config.user_id, &config.pass_token, &config.accounts);
@@ -244,6 +253,10 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         passport,
         faults: faults::Faults::new(&config_faults),
     });
+    app.stats
+        .count("fingerprints.cached", fingerprinted.cached as u64);
+    app.stats
+        .count("fingerprints.computed", fingerprinted.computed as u64);
     let (tx, rx) = oneshot::channel::<()>();
     let router = server::router(app.clone());
     // Like any production HTTP server, answer without Nagle's delay: a response written in

@@ -6,6 +6,10 @@
 //! deterministic xorshift stream. No decoder will play it, but `file(1)` and box walkers see an
 //! MP4, and the bytes are incompressible like real video. Sizes are chosen by the generator
 //! (300 KB .. 2 MB).
+//!
+//! [`open_ended_head`] is the same `ftyp` + `moov` followed by an `mdat` header of size 0
+//! ("extends to the end of the file", ISO/IEC 14496-12 §4.2): the head of `--sizes real` videos,
+//! whose payload is streamed by [`super::synth`] and whose length the head does not encode.
 
 use super::rng::Rng;
 
@@ -49,20 +53,33 @@ fn mvhd(created_unix: i64, duration_ms: u32) -> Vec<u8> {
     boxed(b"mvhd", &p)
 }
 
-/// Build the whole file.
-pub fn render(spec: &VideoSpec) -> Vec<u8> {
+/// `ftyp` + `moov`.
+fn head(created_unix: i64, duration_ms: u32) -> Vec<u8> {
     let mut ftyp = Vec::new();
     ftyp.extend_from_slice(b"isom");
     ftyp.extend_from_slice(&512u32.to_be_bytes());
     for brand in [b"isom", b"iso2", b"avc1", b"mp41"] {
         ftyp.extend_from_slice(brand);
     }
-    let duration_ms = (spec.size * 8 / 4_000) as u32; // ~4 Mbit/s
-    let head = [
+    [
         boxed(b"ftyp", &ftyp),
-        boxed(b"moov", &mvhd(spec.created_unix, duration_ms)),
+        boxed(b"moov", &mvhd(created_unix, duration_ms)),
     ]
-    .concat();
+    .concat()
+}
+
+/// `ftyp` + `moov` + an `mdat` header whose size field is 0 (the box runs to end of file).
+pub fn open_ended_head(created_unix: i64, duration_ms: u32) -> Vec<u8> {
+    let mut h = head(created_unix, duration_ms);
+    h.extend_from_slice(&0u32.to_be_bytes());
+    h.extend_from_slice(b"mdat");
+    h
+}
+
+/// Build the whole file.
+pub fn render(spec: &VideoSpec) -> Vec<u8> {
+    let duration_ms = (spec.size * 8 / 4_000) as u32; // ~4 Mbit/s
+    let head = head(spec.created_unix, duration_ms);
     let payload_len = spec.size.saturating_sub(head.len() as u64 + 8).max(8) as usize;
     let mut out = Vec::with_capacity(head.len() + 8 + payload_len);
     out.extend_from_slice(&head);

@@ -22,9 +22,24 @@ pub struct Sim {
 }
 
 impl Sim {
+    /// Small bodies and no fingerprint cache file unless `args` say otherwise (the binary's
+    /// defaults are realistic sizes and a cache in `~/.cache`).
     pub fn spawn(args: &[&str]) -> Sim {
+        let has = |flag: &str| args.iter().any(|a| a.starts_with(flag));
+        let sizes: &[&str] = if has("--sizes") {
+            &[]
+        } else {
+            &["--sizes", "small"]
+        };
+        let cache: &[&str] = if has("--data-dir") || has("--no-cache") {
+            &[]
+        } else {
+            &["--no-cache"]
+        };
         let mut child = Command::new(SIM)
             .args(["--listen", "127.0.0.1:0"])
+            .args(sizes)
+            .args(cache)
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
