@@ -378,3 +378,70 @@ fn a_copy_larger_than_the_cache_completes_within_the_cap() {
     );
     assert!(cached > 0);
 }
+
+/// Issue 4: the copy holds on a slow link where every transient fault kind fires: 5xx
+/// answers, stalled answers (longer than `--io-timeout`), success bodies without `data`,
+/// connections reset in the middle of a file and files with one wrong byte. `rsync` sees no
+/// error and every byte is right.
+#[test]
+fn copy_under_the_wan_profile_with_a_fault_mix_is_exact() {
+    let sim = Sim::spawn(&["--seed", "11", "--items", "150", "--profile", "wan"]);
+    let items = visible(&sim.manifest());
+    let m = Mount::tempdirs();
+    run_ok(&mut login_command(&sim, "V1:sim-pass-token", &m.config));
+    // From here on, a few percent of each kind: the mount's listing and every download meet them.
+    let rates = serde_json::json!({"5xx": 5, "stall": 2, "nodata": 5, "reset": 5, "corrupt": 5});
+    sim.post_json(
+        "/_sim/faults",
+        serde_json::json!({"seed": 5, "rates": rates, "stallSecs": 20}),
+    );
+    m.mount(&["--io-timeout", "2"]);
+    let src = m.path("albums");
+    let copy = m.dir.path().join("copy");
+    let out = rsync_copy(&src, &copy, &[]);
+    assert!(
+        out.stderr.is_empty(),
+        "rsync reported: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_items(&walk(&copy), &items, true);
+    sha1sum_check(&copy);
+
+    let stats = sim.stats();
+    for kind in ["5xx", "stall", "nodata", "reset", "corrupt"] {
+        let fired = stats["faults"][kind].as_u64().unwrap_or(0);
+        assert!(fired >= 1, "no {kind} fault fired: {}", stats["faults"]);
+    }
+    eprintln!("faults fired during the copy: {}", stats["faults"]);
+}
+
+/// Issue 4: an item deleted in the cloud after the mount listed it (the emulator's `deleted`
+/// fault recycles it for real and answers 50050) reads as ENOENT, and the rest is unharmed.
+#[test]
+fn an_item_deleted_after_the_listing_reads_as_enoent() {
+    let sim = Sim::spawn(&["--seed", "7"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let album = m.path("albums/Camera");
+    let mut names: Vec<_> = std::fs::read_dir(&album)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    names.sort();
+    let (gone, kept) = (album.join(&names[0]), album.join(&names[1]));
+    let gone_id = xattr_id(&gone);
+
+    sim.post_json(
+        "/_sim/faults",
+        serde_json::json!({"rates": {"deleted": 100}}),
+    );
+    let err = std::fs::read(&gone).expect_err("a deleted item must not read");
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert_eq!(sim.stats()["faults"]["deleted"], 1);
+    assert!(
+        sim.manifest().iter().all(|i| i.id != gone_id),
+        "the emulator still lists the deleted item"
+    );
+
+    sim.post_json("/_sim/faults", serde_json::json!({"rates": {}}));
+    assert_eq!(sha1_file(&kept), xattr(&kept, "user.micloud.sha1"));
+}

@@ -340,7 +340,7 @@ async fn nodata_strips_data_from_gallery_json_only() {
 }
 
 #[tokio::test]
-async fn deleted_fault_answers_50050_for_a_listed_item() {
+async fn deleted_fault_recycles_a_listed_item_and_answers_50050() {
     let h = start(SimConfig::demo()).await;
     let ck = session(&h).await;
     let id = truth_items(&h).await[0]["id"].as_str().unwrap().to_string();
@@ -350,6 +350,11 @@ async fn deleted_fault_answers_50050_for_a_listed_item() {
     assert_eq!(v["retriable"], false);
     assert!(v.get("data").is_none());
     assert_eq!(fault_count(&h, "deleted").await, 1);
+    // The deletion is real: the item left the listings and sits in the recycle bin.
+    assert!(truth_items(&h).await.iter().all(|i| i["id"] != id.as_str()));
+    let bin = get_json(&h, &ck, "/gallery/deleted_v2?maxTag=0&limit=50").await;
+    let binned = bin["data"]["content"].as_array().unwrap();
+    assert!(binned.iter().any(|i| i["id"] == id.as_str()), "{bin}");
 }
 
 #[tokio::test]

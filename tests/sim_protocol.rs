@@ -880,6 +880,7 @@ async fn dropping_the_handle_stops_the_server() {
 fn binary_prints_listening_line_and_serves() {
     use std::io::{BufRead, BufReader};
     use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_micloud-sim"))
         .args([
             "--listen",
@@ -891,6 +892,8 @@ fn binary_prints_listening_line_and_serves() {
             "--seed",
             "3",
         ])
+        .arg("--data-dir")
+        .arg(data.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

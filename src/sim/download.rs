@@ -16,7 +16,9 @@
 //! allows. Bodies stream from memory or disk; a range on a disk file seeks, it does not read
 //! the prefix.
 //!
-//! The `deleted` fault makes step 1 answer `50050` for a listed item (see [`super::faults`]).
+//! The `deleted` fault moves a listed item to the recycle bin at step 1 and answers `50050`,
+//! as if its owner deleted it between the client's listing and its download (see
+//! [`super::faults`]).
 
 use axum::body::Body as HttpBody;
 use axum::extract::{RawQuery, State};
@@ -63,8 +65,16 @@ pub async fn storage(
         return plain(StatusCode::BAD_REQUEST, "invalid callBack");
     }
     let id = q.get("id").cloned().unwrap_or_default();
-    let deleted_fault = || app.faults.fire(Kind::Deleted, &app.stats).is_some();
-    if app.gallery().item(&id).is_none() || deleted_fault() {
+    let listed = app.gallery().item(&id).is_some();
+    if listed && app.faults.fire(Kind::Deleted, &app.stats).is_some() {
+        // As if the owner deleted it on the phone after the client listed it: the item really
+        // goes to the recycle bin, so later listings agree with this answer.
+        let ttl = app.config.live.tombstone_ttl_ms();
+        if let Err(e) = app.mutate(|g| g.recycle(&id, now_ms(), ttl)) {
+            tracing::warn!(id = %id, error = %e, "deleted fault: cannot recycle the item");
+        }
+    }
+    if !listed || app.gallery().item(&id).is_none() {
         let body = business_error(50050, "文件已经被删除", false);
         return json(StatusCode::OK, &body);
     }

@@ -59,20 +59,36 @@ impl Sim {
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
+        self.call_json(reqwest::Method::GET, path, None)
+    }
+
+    /// POST a JSON body to the control API; its JSON answer (a 2xx is required).
+    pub fn post_json(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        self.call_json(reqwest::Method::POST, path, Some(body))
+    }
+
+    fn call_json(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         let url = format!("{}{}", self.base_url, path);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
         rt.block_on(async {
-            let body = reqwest::get(&url)
-                .await
-                .unwrap_or_else(|e| panic!("GET {url}: {e}"))
-                .text()
-                .await
-                .unwrap_or_else(|e| panic!("GET {url}: {e}"));
-            serde_json::from_str(&body)
-                .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}: {body}"))
+            let mut req = reqwest::Client::new().request(method, &url);
+            if let Some(b) = body {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(b.to_string());
+            }
+            let resp = req.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(resp.status().is_success(), "{url}: HTTP {}", resp.status());
+            let body = resp.text().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: not JSON: {e}: {body}"))
         })
     }
 
