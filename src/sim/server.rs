@@ -145,6 +145,20 @@ async fn count(State(app): State<Shared>, req: Request, next: Next) -> Response 
         .unwrap_or_else(|| "(unmatched)".to_string());
     tracing::debug!(method = %req.method(), uri = %req.uri(), "request");
     app.stats.request(&path);
+    // The test and control API changes the gallery and shows passwords and codes: it answers
+    // only on this machine, whatever address the emulator listens on.
+    if path.starts_with("/_sim/") {
+        let local = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<super::throttle::Conn>>()
+            .is_some_and(|c| c.0.is_loopback());
+        if !local {
+            return plain(
+                StatusCode::FORBIDDEN,
+                "the /_sim/ control API answers only on loopback; call it from this machine",
+            );
+        }
+    }
     next.run(req).await
 }
 

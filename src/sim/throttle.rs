@@ -52,6 +52,8 @@ impl Caps {
 /// State of one TCP connection shared with its requests.
 pub struct ConnState {
     reset: AtomicBool,
+    /// Whether the peer connected from a loopback address (the `/_sim/` API needs it).
+    loopback: bool,
 }
 
 /// A handle on the connection a request arrived on (`ConnectInfo<Conn>`).
@@ -64,8 +66,23 @@ impl Conn {
         self.0.reset.store(true, Ordering::SeqCst);
     }
 
+    /// Whether the peer is on this machine (127.0.0.0/8 or ::1).
+    pub fn is_loopback(&self) -> bool {
+        self.0.loopback
+    }
+
     fn is_reset(&self) -> bool {
         self.0.reset.load(Ordering::SeqCst)
+    }
+}
+
+/// 127.0.0.0/8, `::1`, and IPv4 loopback mapped into IPv6.
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(ip) => ip.is_loopback(),
+        std::net::IpAddr::V6(ip) => {
+            ip.is_loopback() || ip.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
     }
 }
 
@@ -89,8 +106,10 @@ where
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (tcp, addr) = self.inner.accept().await;
+        let loopback = tcp.peer_addr().is_ok_and(|a| is_loopback(a.ip()));
         let conn = Conn(Arc::new(ConnState {
             reset: AtomicBool::new(false),
+            loopback,
         }));
         let own = self
             .caps
@@ -198,5 +217,26 @@ impl AsyncWrite for ShapedStream {
             return Poll::Ready(Err(Self::reset_error()));
         }
         Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback;
+
+    #[test]
+    fn only_this_machine_counts_as_loopback() {
+        for local in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(is_loopback(local.parse().unwrap()), "{local}");
+        }
+        for remote in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "8.8.8.8",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+        ] {
+            assert!(!is_loopback(remote.parse().unwrap()), "{remote}");
+        }
     }
 }
