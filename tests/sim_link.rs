@@ -529,43 +529,35 @@ async fn handed_out_urls(h: &SimHandle, host: &str) -> Vec<String> {
             .header(COOKIE, cookie.to_string())
             .send()
     };
-    let login: Value = get("/api/user/login", "")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
-    let unauthorized: Value = get("/common/check", "")
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    // JSON of a GET (the passport's `&&&START&&&` prefix removed).
+    let value = |path: String, cookie: String| {
+        let req = get(&path, &cookie);
+        async move {
+            let text = req.await.unwrap().text().await.unwrap();
+            let json = text.strip_prefix("&&&START&&&").unwrap_or(&text);
+            serde_json::from_str::<Value>(json).unwrap()
+        }
+    };
     let ck = h.session_cookie();
     let id = truth_items(h).await[0]["id"].as_str().unwrap().to_string();
-    let storage: Value = get(&format!("/gallery/storage?id={id}"), &ck)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
-    let items: Value = get("/gallery/user/galleries?pageNum=0&pageSize=1", &ck)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
-    let albums: Value = get("/gallery/user/album/list?pageNum=0&pageSize=1", &ck)
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let login = value("/api/user/login".into(), String::new()).await;
+    let unauthorized = value("/common/check".into(), String::new()).await;
+    let storage = value(format!("/gallery/storage?id={id}"), ck.clone()).await;
+    let items = value(
+        "/gallery/user/galleries?pageNum=0&pageSize=1".into(),
+        ck.clone(),
+    )
+    .await;
+    let albums = value(
+        "/gallery/user/album/list?pageNum=0&pageSize=1".into(),
+        ck.clone(),
+    )
+    .await;
+    let qr = value(
+        "/longPolling/loginUrl?_qrsize=480&sid=i.mi.com&_locale=zh_CN".into(),
+        String::new(),
+    )
+    .await;
     let url_a = storage["data"]["url"].as_str().unwrap().to_string();
     // Step 2 is reached directly (the URL may name a host that does not resolve here).
     let path_a = &url_a[url_a.find("/_kss/").unwrap()..];
@@ -586,6 +578,9 @@ async fn handed_out_urls(h: &SimHandle, host: &str) -> Vec<String> {
             .as_str()
             .unwrap()
             .to_string(),
+        qr["qr"].as_str().unwrap().to_string(),
+        qr["lp"].as_str().unwrap().to_string(),
+        qr["loginUrl"].as_str().unwrap().to_string(),
     ]
 }
 

@@ -4,6 +4,25 @@
 //! fingerprinted once per process, so later starts with the same seed are quick) and talks
 //! to it with a plain reqwest client that follows no redirects and keeps no cookie jar, so
 //! every cookie and Location is checked by hand.
+//!
+//! The emulator's conformance suite is this file plus `sim_live.rs` (live gallery, incremental
+//! and recycle-bin listings, recordings, write endpoints), `sim_passport.rs` (every way in),
+//! `sim_link.rs` (shaping, faults, Range, URLs) and `sim_scale.rs`. Where each point of spec §7
+//! is shown:
+//!
+//! | §7 | tests |
+//! |---|---|
+//! | 1 ids | `ids_are_strings_beyond_2_pow_53_and_index_hash_is_a_number`, `sim_live::tags_are_one_sequence_across_albums` |
+//! | 2 system albums | `system_albums_have_no_name_and_thumbnail_rules_hold`, `sim_live::album_full_lists_every_album_with_its_fields` |
+//! | 3 envelope | `success_envelope_on_every_endpoint` |
+//! | 4 401 body | `unauthorized_gets_the_gateway_401_body`, `sim_passport::e2ee_account_reports_open_and_gallery_needs_second_validation` |
+//! | 5 galleries | `galleries_sorted_paged_and_album_optional`, `galleries_day_filter_is_inclusive_utc8`, `sim_link::deep_pages_are_slower_by_the_growth_per_page` |
+//! | 6 timeline | `timeline_counts_per_utc8_day`, `sim_live::listings_follow_the_live_gallery` (indexHash changes) |
+//! | 7 download | `download_flow_both_body_forms_and_callback`, `every_listed_item_downloads_with_its_sha1_and_size`, `deleted_media_is_50050_and_bad_meta_is_403`, `download_urls_expire_with_403`, `sim_link::range_on_serves_the_right_slices`, `sim_link::range_off_sends_the_whole_body` |
+//! | 8 login | `login_chain_sets_service_token_and_tickets_are_single_use`, `invalid_pass_token_yields_no_service_token`, `sim_passport::password_login_then_sts_then_gallery`, `sim_passport::wrong_password_is_70016_with_the_exact_fields` |
+//! | 9 AutoRenewal | `auto_renewal_sets_a_fresh_service_token`, `sim_passport::expired_pasted_cookie_gets_401_on_auto_renewal` |
+//! | 10 transient faults | `sim_link::nodata_strips_data_from_gallery_json_only`, `sim_link::stalled_response_times_out_a_short_client`, `sim_link::server_errors_are_forced_and_counted` |
+//! | 11 ignored parameters | `cache_busters_and_unknown_parameters_change_nothing`, `album_list_pages_until_is_last_page` (`isShared=true`) |
 
 mod simkit;
 
@@ -941,4 +960,36 @@ fn binary_prints_listening_line_and_serves() {
         .unwrap();
     assert_eq!(bad_dir.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad_dir.stderr).contains("--from-dir"));
+}
+
+#[tokio::test]
+async fn cache_busters_and_unknown_parameters_change_nothing() {
+    let h = start(SimConfig::demo()).await;
+    let ck = session(&h).await;
+    let plain = get_json(&h, &ck, "/gallery/user/galleries?pageNum=0&pageSize=20").await;
+    let busted = get_json(
+        &h,
+        &ck,
+        "/gallery/user/galleries?ts=1700000000000&_dc=1700000000001&numOfThumbnails=1&isShared=false&pageNum=0&pageSize=20",
+    )
+    .await;
+    let ids = |v: &Value| -> Vec<Value> {
+        v["data"]["galleries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].clone())
+            .collect()
+    };
+    assert_eq!(ids(&plain).len(), 20);
+    assert_eq!(ids(&plain), ids(&busted));
+    assert_eq!(plain["data"]["isLastPage"], busted["data"]["isLastPage"]);
+    let albums = get_json(
+        &h,
+        &ck,
+        "/gallery/user/album/list?_dc=5&pageNum=0&pageSize=50",
+    )
+    .await;
+    assert_envelope(&albums);
+    assert!(!albums["data"]["albums"].as_array().unwrap().is_empty());
 }
