@@ -11,7 +11,7 @@
 //! | `5xx`     | every protocol route                           | 502, 503 or 500 (seeded pick), small HTML body, handler not run |
 //! | `stall`   | every protocol route                           | status, headers and the first half of the body (at most 32 KiB), then silence for `stall_secs`, then the connection closes |
 //! | `nodata`  | `/gallery/*` JSON endpoints answering 200      | `{"result":"ok","retriable":false,"code":0,"description":"成功","ts":..}` (no `data`, spec issue #1) |
-//! | `deleted` | `/gallery/storage` for a listed item           | HTTP 200 business error `code:50050` (media deleted) |
+//! | `deleted` | `/gallery/storage` for a listed item           | the item really goes to the recycle bin, then HTTP 200 business error `code:50050` (media deleted) |
 //! | `reset`   | step-3 file body (200 or 206, non-empty)       | headers + a seeded 10–90 % of the body, then TCP RST |
 //! | `corrupt` | step-3 file body, when `reset` did not fire    | full length, one seeded byte XORed with a non-zero mask |
 //!
