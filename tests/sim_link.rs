@@ -8,7 +8,7 @@ mod simkit;
 use std::time::{Duration, Instant};
 
 use micloudfs::sim::{self, FaultConfig, LinkConfig, RangeMode, SimConfig, SimHandle};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, COOKIE, HOST, RANGE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, COOKIE, HOST};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use simkit::*;
@@ -44,34 +44,6 @@ fn within(ratio: f64, expected: f64, tolerance: f64) -> bool {
     (ratio / expected - 1.0).abs() <= tolerance
 }
 
-/// Steps 1 and 2 of the download: URL-B and META for `id`.
-async fn resolve(h: &SimHandle, cookie: &str, id: &str) -> (String, String) {
-    let v = get_json(h, cookie, &format!("/gallery/storage?ts=1&id={id}")).await;
-    assert_envelope(&v);
-    let text = client()
-        .get(v["data"]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let payload: Value = serde_json::from_str(&text["dl_img_cb(".len()..text.len() - 1]).unwrap();
-    (
-        payload["url"].as_str().unwrap().to_string(),
-        payload["meta"].as_str().unwrap().to_string(),
-    )
-}
-
-/// Step 3 on a fresh connection, with an optional Range header.
-async fn fetch(url_b: &str, meta: &str, range: Option<&str>) -> reqwest::Response {
-    let mut req = client().post(url_b).form(&[("meta", meta)]);
-    if let Some(r) = range {
-        req = req.header(RANGE, r);
-    }
-    req.send().await.unwrap()
-}
-
 /// The only item of a one-file gallery.
 async fn only_item(h: &SimHandle) -> Value {
     let truth = truth_items(h).await;
@@ -79,21 +51,30 @@ async fn only_item(h: &SimHandle) -> Value {
     truth[0].clone()
 }
 
+/// A fresh session, then URL-B and META of the only item of a one-file gallery.
+async fn resolve_only_item(h: &SimHandle) -> (String, String) {
+    let ck = session(h).await;
+    resolve(h, &ck, only_item(h).await["id"].as_str().unwrap()).await
+}
+
 /// Seconds one full step-3 download takes.
 async fn timed_download(url_b: &str, meta: &str) -> f64 {
     let t = Instant::now();
-    let body = fetch(url_b, meta, None).await.bytes().await.unwrap();
+    let body = post_meta(url_b, meta, None).await.bytes().await.unwrap();
     assert_eq!(body.len(), BIG);
     t.elapsed().as_secs_f64()
 }
 
+/// Seconds of one download alone, then of two run side by side.
+async fn alone_then_two(url_b: &str, meta: &str) -> (f64, f64) {
+    let alone = timed_download(url_b, meta).await;
+    let t = Instant::now();
+    tokio::join!(timed_download(url_b, meta), timed_download(url_b, meta));
+    (alone, t.elapsed().as_secs_f64())
+}
+
 async fn set_faults(h: &SimHandle, body: Value) -> Value {
-    let resp = client()
-        .post(format!("{}/_sim/faults", h.base_url()))
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let resp = post_body(h, "/_sim/faults", body.to_string()).await;
     assert_eq!(resp.status(), StatusCode::OK);
     as_json(resp).await
 }
@@ -102,10 +83,6 @@ async fn fault_count(h: &SimHandle, kind: &str) -> u64 {
     get_json(h, "", "/_sim/stats").await["faults"][kind]
         .as_u64()
         .unwrap_or(0)
-}
-
-async fn as_json(resp: reqwest::Response) -> Value {
-    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
 }
 
 fn link(per_conn: Option<u64>, total: Option<u64>) -> LinkConfig {
@@ -123,8 +100,7 @@ async fn download_time_follows_the_per_connection_cap() {
     let fast = start(dir_config(&dir, link(Some(2_000_000), None))).await;
     let mut times = vec![];
     for h in [&slow, &fast] {
-        let ck = session(h).await;
-        let (url_b, meta) = resolve(h, &ck, only_item(h).await["id"].as_str().unwrap()).await;
+        let (url_b, meta) = resolve_only_item(h).await;
         times.push(timed_download(&url_b, &meta).await);
     }
     let ratio = times[0] / times[1];
@@ -135,12 +111,8 @@ async fn download_time_follows_the_per_connection_cap() {
 async fn total_cap_is_shared_by_parallel_connections() {
     let (dir, _) = big_dir();
     let h = start(dir_config(&dir, link(None, Some(2_000_000)))).await;
-    let ck = session(&h).await;
-    let (url_b, meta) = resolve(&h, &ck, only_item(&h).await["id"].as_str().unwrap()).await;
-    let alone = timed_download(&url_b, &meta).await;
-    let t = Instant::now();
-    tokio::join!(timed_download(&url_b, &meta), timed_download(&url_b, &meta));
-    let both = t.elapsed().as_secs_f64();
+    let (url_b, meta) = resolve_only_item(&h).await;
+    let (alone, both) = alone_then_two(&url_b, &meta).await;
     assert!(
         within(both / alone, 2.0, 0.35),
         "alone {alone}, both {both}"
@@ -151,32 +123,36 @@ async fn total_cap_is_shared_by_parallel_connections() {
 async fn per_connection_cap_is_not_shared() {
     let (dir, _) = big_dir();
     let h = start(dir_config(&dir, link(Some(4_000_000), None))).await;
-    let ck = session(&h).await;
-    let (url_b, meta) = resolve(&h, &ck, only_item(&h).await["id"].as_str().unwrap()).await;
-    let alone = timed_download(&url_b, &meta).await;
-    let t = Instant::now();
-    tokio::join!(timed_download(&url_b, &meta), timed_download(&url_b, &meta));
-    let both = t.elapsed().as_secs_f64();
+    let (url_b, meta) = resolve_only_item(&h).await;
+    let (alone, both) = alone_then_two(&url_b, &meta).await;
     assert!(
         within(both / alone, 1.0, 0.35),
         "alone {alone}, both {both}"
     );
 }
 
-/// Seconds for `n` sequential public requests.
-async fn sequential(h: &SimHandle, n: usize) -> f64 {
+/// Status codes of `n` sequential login requests on one client, and the seconds they took.
+async fn logins(h: &SimHandle, n: usize) -> (Vec<u16>, f64) {
     let c = client();
     let t = Instant::now();
+    let mut out = vec![];
     for _ in 0..n {
         let r = c
             .get(format!("{}/api/user/login", h.base_url()))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), StatusCode::OK);
+        out.push(r.status().as_u16());
         r.bytes().await.unwrap();
     }
-    t.elapsed().as_secs_f64()
+    (out, t.elapsed().as_secs_f64())
+}
+
+/// Seconds for `n` sequential public requests, each answered 200.
+async fn sequential(h: &SimHandle, n: usize) -> f64 {
+    let (statuses, secs) = logins(h, n).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    secs
 }
 
 #[tokio::test]
@@ -244,11 +220,7 @@ async fn server_errors_are_forced_and_counted() {
     let h = start(SimConfig::demo()).await;
     set_faults(&h, json!({"rates": {"5xx": 100}})).await;
     for _ in 0..6 {
-        let r = client()
-            .get(format!("{}/api/user/login", h.base_url()))
-            .send()
-            .await
-            .unwrap();
+        let r = get_path(&h, "/api/user/login").await;
         assert!(
             [500, 502, 503].contains(&r.status().as_u16()),
             "{}",
@@ -308,11 +280,7 @@ async fn stalled_response_times_out_a_short_client() {
 async fn stalled_response_is_dropped_after_stall_secs() {
     let h = start(SimConfig::demo()).await;
     set_faults(&h, json!({"rates": {"stall": 100}, "stallSecs": 0.3})).await;
-    let r = client()
-        .get(format!("{}/api/user/login", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let r = get_path(&h, "/api/user/login").await;
     let declared: usize = r.headers()[CONTENT_LENGTH]
         .to_str()
         .unwrap()
@@ -361,10 +329,9 @@ async fn deleted_fault_recycles_a_listed_item_and_answers_50050() {
 async fn reset_cuts_the_body_and_drops_the_connection() {
     let (dir, _) = big_dir();
     let h = start(dir_config(&dir, LinkConfig::default())).await;
-    let ck = session(&h).await;
-    let (url_b, meta) = resolve(&h, &ck, only_item(&h).await["id"].as_str().unwrap()).await;
+    let (url_b, meta) = resolve_only_item(&h).await;
     set_faults(&h, json!({"rates": {"reset": 100}})).await;
-    let r = fetch(&url_b, &meta, None).await;
+    let r = post_meta(&url_b, &meta, None).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()[CONTENT_LENGTH], BIG.to_string().as_str());
     let mut r = r;
@@ -391,10 +358,10 @@ async fn corrupt_body_differs_in_exactly_one_byte() {
         .max_by_key(|t| t["size"].as_u64().unwrap())
         .unwrap();
     let (url_b, meta) = resolve(&h, &ck, item["id"].as_str().unwrap()).await;
-    let clean = fetch(&url_b, &meta, None).await.bytes().await.unwrap();
+    let clean = post_meta(&url_b, &meta, None).await.bytes().await.unwrap();
     assert_eq!(sha1_hex(&clean), item["sha1"]);
     set_faults(&h, json!({"rates": {"corrupt": 100}})).await;
-    let bad = fetch(&url_b, &meta, None).await.bytes().await.unwrap();
+    let bad = post_meta(&url_b, &meta, None).await.bytes().await.unwrap();
     assert_eq!(bad.len(), clean.len());
     assert_ne!(sha1_hex(&bad), item["sha1"]);
     let diffs = clean.iter().zip(bad.iter()).filter(|(a, b)| a != b).count();
@@ -407,18 +374,7 @@ async fn corrupt_body_differs_in_exactly_one_byte() {
 
 /// Status codes of `n` sequential login requests.
 async fn statuses(h: &SimHandle, n: usize) -> Vec<u16> {
-    let c = client();
-    let mut out = vec![];
-    for _ in 0..n {
-        let r = c
-            .get(format!("{}/api/user/login", h.base_url()))
-            .send()
-            .await
-            .unwrap();
-        out.push(r.status().as_u16());
-        r.bytes().await.unwrap();
-    }
-    out
+    logins(h, n).await.0
 }
 
 #[tokio::test]
@@ -438,12 +394,12 @@ async fn seeded_faults_are_reproducible() {
 #[tokio::test]
 async fn control_endpoint_rejects_bad_input_with_a_hint() {
     let h = start(SimConfig::demo()).await;
-    let r = client()
-        .post(format!("{}/_sim/faults", h.base_url()))
-        .body(json!({"rates": {"meteor": 5}}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = post_body(
+        &h,
+        "/_sim/faults",
+        json!({"rates": {"meteor": 5}}).to_string(),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert!(r.text().await.unwrap().contains("5xx, stall, nodata"));
 }
@@ -459,8 +415,7 @@ async fn range_on_serves_the_right_slices() {
         },
     ))
     .await;
-    let ck = session(&h).await;
-    let (url_b, meta) = resolve(&h, &ck, only_item(&h).await["id"].as_str().unwrap()).await;
+    let (url_b, meta) = resolve_only_item(&h).await;
     let n = full.len();
     let cases = [
         ("bytes=100-199".to_string(), 100, 200),
@@ -469,7 +424,7 @@ async fn range_on_serves_the_right_slices() {
         (format!("bytes=5-{}", n + 99), 5, n),
     ];
     for (range, a, b) in cases {
-        let r = fetch(&url_b, &meta, Some(&range)).await;
+        let r = post_meta(&url_b, &meta, Some(&range)).await;
         assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "{range}");
         assert_eq!(
             r.headers()[CONTENT_RANGE].to_str().unwrap(),
@@ -478,13 +433,13 @@ async fn range_on_serves_the_right_slices() {
         assert_eq!(r.headers()[CONTENT_LENGTH], (b - a).to_string().as_str());
         assert_eq!(&r.bytes().await.unwrap()[..], &full[a..b], "{range}");
     }
-    let r = fetch(&url_b, &meta, Some(&format!("bytes={n}-"))).await;
+    let r = post_meta(&url_b, &meta, Some(&format!("bytes={n}-"))).await;
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert_eq!(
         r.headers()[CONTENT_RANGE].to_str().unwrap(),
         format!("bytes */{n}")
     );
-    let whole = fetch(&url_b, &meta, None).await;
+    let whole = post_meta(&url_b, &meta, None).await;
     assert_eq!(whole.status(), StatusCode::OK);
     assert_eq!(&whole.bytes().await.unwrap()[..], &full[..]);
 }
@@ -502,8 +457,8 @@ async fn range_on_slices_generated_bodies_too() {
     let ck = session(&h).await;
     let item = truth_items(&h).await[0].clone();
     let (url_b, meta) = resolve(&h, &ck, item["id"].as_str().unwrap()).await;
-    let full = fetch(&url_b, &meta, None).await.bytes().await.unwrap();
-    let r = fetch(&url_b, &meta, Some("bytes=2-9")).await;
+    let full = post_meta(&url_b, &meta, None).await.bytes().await.unwrap();
+    let r = post_meta(&url_b, &meta, Some("bytes=2-9")).await;
     assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(&r.bytes().await.unwrap()[..], &full[2..10]);
 }
@@ -512,9 +467,8 @@ async fn range_on_slices_generated_bodies_too() {
 async fn range_off_sends_the_whole_body() {
     let (dir, full) = big_dir();
     let h = start(dir_config(&dir, LinkConfig::default())).await;
-    let ck = session(&h).await;
-    let (url_b, meta) = resolve(&h, &ck, only_item(&h).await["id"].as_str().unwrap()).await;
-    let r = fetch(&url_b, &meta, Some("bytes=0-9")).await;
+    let (url_b, meta) = resolve_only_item(&h).await;
+    let r = post_meta(&url_b, &meta, Some("bytes=0-9")).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert!(r.headers().get(CONTENT_RANGE).is_none());
     assert_eq!(&r.bytes().await.unwrap()[..], &full[..]);
@@ -562,7 +516,7 @@ async fn handed_out_urls(h: &SimHandle, host: &str) -> Vec<String> {
     // Step 2 is reached directly (the URL may name a host that does not resolve here).
     let path_a = &url_a[url_a.find("/_kss/").unwrap()..];
     let jsonp = get(path_a, "").await.unwrap().text().await.unwrap();
-    let payload: Value = serde_json::from_str(&jsonp["dl_img_cb(".len()..jsonp.len() - 1]).unwrap();
+    let payload = jsonp_payload(&jsonp);
     let item = &items["data"]["galleries"][0];
     vec![
         login["data"]["loginUrl"].as_str().unwrap().to_string(),

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use micloudfs::sim::{LiveConfig, SimConfig, SimHandle};
-use reqwest::header::{CONTENT_TYPE, COOKIE};
+use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use simkit::*;
@@ -626,11 +626,7 @@ async fn profile_and_quota_detail() {
     let vip = get_json(&h, &cookie, "/status/vip/level").await;
     assert_eq!(vip["data"]["level"], "FirstLevel");
     // Session required.
-    let resp = client()
-        .get(format!("{}/status/lite/alldetail", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get_path(&h, "/status/lite/alldetail").await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -720,23 +716,13 @@ async fn recordings_list_pages_short_and_encodes_names() {
 
 /// Steps 2 and 3 of the download from URL-A with wrapper `cb`.
 async fn fetch_url_a(url_a: &str, cb: &str) -> Vec<u8> {
-    let c = client();
-    let resp = c.get(url_a).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()[CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .contains("javascript"));
-    let text = resp.text().await.unwrap();
-    let prefix = format!("{cb}(");
-    assert!(text.starts_with(&prefix) && text.ends_with(')'), "{text}");
-    let p: Value = serde_json::from_str(&text[prefix.len()..text.len() - 1]).unwrap();
-    let resp = c
-        .post(p["url"].as_str().unwrap())
-        .form(&[("meta", p["meta"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let p = jsonp_checked(url_a, cb).await;
+    let resp = post_meta(
+        p["url"].as_str().unwrap(),
+        p["meta"].as_str().unwrap(),
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     resp.bytes().await.unwrap().to_vec()
 }
@@ -800,15 +786,10 @@ async fn write_endpoints_work_and_are_counted() {
     let items = truth_items(&h).await;
     let id = items[0]["id"].as_str().unwrap();
     let token = cookie.split("serviceToken=").nth(1).unwrap();
-    let resp = client()
-        .post(format!("{}/gallery/info/delete", h.base_url()))
-        .header(COOKIE, &cookie)
-        .form(&[("id", id), ("serviceToken", token)])
-        .send()
-        .await
-        .unwrap();
+    let form = [("id", id), ("serviceToken", token)];
+    let resp = post_form(&h, "/gallery/info/delete", &cookie, &form).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let v = as_json(resp).await;
     assert_envelope(&v);
     let bin = get_json(&h, &cookie, "/gallery/deleted_v2?maxTag=0&limit=50").await;
     assert_eq!(bin["data"]["content"][0]["id"], id);
@@ -816,16 +797,9 @@ async fn write_endpoints_work_and_are_counted() {
         .as_str()
         .unwrap()
         .to_string();
-    let resp = client()
-        .post(format!(
-            "{}/sfs/ns/recorder/file/{rec}/delete?ts=1",
-            h.base_url()
-        ))
-        .header(COOKIE, &cookie)
-        .form(&[("permanent", "false"), ("serviceToken", token)])
-        .send()
-        .await
-        .unwrap();
+    let path = format!("/sfs/ns/recorder/file/{rec}/delete?ts=1");
+    let form = [("permanent", "false"), ("serviceToken", token)];
+    let resp = post_form(&h, &path, &cookie, &form).await;
     assert_eq!(resp.status(), StatusCode::OK);
     // Without a session: refused, yet counted.
     let resp = client()

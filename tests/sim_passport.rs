@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use micloudfs::sim::{self, AccountsConfig, SimConfig, SimHandle};
-use reqwest::header::{CONTENT_TYPE, COOKIE, LOCATION};
+use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use serde_json::Value;
 use simkit::*;
@@ -30,46 +30,27 @@ fn hash(password: &str) -> String {
     hex::encode_upper(Md5::digest(password.as_bytes()))
 }
 
-/// Strip `&&&START&&&` and parse.
-fn passport_body(text: &str) -> Value {
-    let json = text
-        .strip_prefix("&&&START&&&")
-        .unwrap_or_else(|| panic!("no &&&START&&& prefix: {text}"));
-    serde_json::from_str(json).unwrap()
-}
-
+/// GET a passport page with `cookie`, asserting 200; its Set-Cookie map and JSON.
 async fn passport_get(
     h: &SimHandle,
     path_q: &str,
     cookie: &str,
 ) -> (HashMap<String, String>, Value) {
-    let resp = client()
-        .get(format!("{}{path_q}", h.base_url()))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with_cookie(h, cookie, path_q).await;
     assert_eq!(resp.status(), StatusCode::OK, "{path_q}");
-    let set = set_cookies(&resp);
-    (set, passport_body(&resp.text().await.unwrap()))
+    passport_reply(resp).await
 }
 
+/// POST a form to a passport page with `cookie`, asserting 200; its Set-Cookie map and JSON.
 async fn passport_post(
     h: &SimHandle,
     path: &str,
     form: &[(&str, &str)],
     cookie: &str,
 ) -> (HashMap<String, String>, Value) {
-    let resp = client()
-        .post(format!("{}{path}", h.base_url()))
-        .header(COOKIE, cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    let resp = post_form(h, path, cookie, form).await;
     assert_eq!(resp.status(), StatusCode::OK, "{path}");
-    let set = set_cookies(&resp);
-    (set, passport_body(&resp.text().await.unwrap()))
+    passport_reply(resp).await
 }
 
 /// Step 1 of §2.3: `_sign`, `qs`, `callback`.
@@ -115,17 +96,8 @@ async fn sts(location: &str) -> Option<String> {
 }
 
 async fn status_of(h: &SimHandle, cookie: &str, path_q: &str) -> (StatusCode, Value) {
-    let resp = client()
-        .get(format!("{}{path_q}", h.base_url()))
-        .header(COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (
-        status,
-        serde_json::from_str(&resp.text().await.unwrap()).unwrap(),
-    )
+    let resp = get_with_cookie(h, cookie, path_q).await;
+    (resp.status(), as_json(resp).await)
 }
 
 async fn control_passport(h: &SimHandle) -> Value {
@@ -133,17 +105,8 @@ async fn control_passport(h: &SimHandle) -> Value {
 }
 
 async fn change_account(h: &SimHandle, spec: &str) -> (StatusCode, Value) {
-    let resp = client()
-        .post(format!("{}/_sim/accounts", h.base_url()))
-        .body(spec.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status();
-    (
-        status,
-        serde_json::from_str(&resp.text().await.unwrap()).unwrap(),
-    )
+    let resp = post_body(h, "/_sim/accounts", spec.to_string()).await;
+    (resp.status(), as_json(resp).await)
 }
 
 const ALBUMS: &str = "/gallery/user/album/list?ts=1&pageNum=0&pageSize=10&isShared=false";
@@ -198,15 +161,8 @@ async fn password_login_then_sts_then_gallery() {
         ],
     )
     .unwrap();
-    let text = client()
-        .post(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(passport_body(&text)["code"], 0);
+    let (_, v) = passport_reply(client().post(url).send().await.unwrap()).await;
+    assert_eq!(v["code"], 0);
     let st = h.stats();
     assert_eq!(st.counters["login_password_ok"], 2);
     assert_eq!(st.token_exchanges, 2);
@@ -285,11 +241,7 @@ async fn fetch_captcha(h: &SimHandle, captcha_url: &str) -> (String, String) {
         captcha_url.starts_with("/pass/getCode?icodeType=login&_dc="),
         "{captcha_url}"
     );
-    let resp = client()
-        .get(format!("{}{captcha_url}", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = get_path(h, captcha_url).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()[CONTENT_TYPE], "image/png");
     let ick = set_cookies(&resp)["ick"].clone();
@@ -302,6 +254,14 @@ async fn fetch_captcha(h: &SimHandle, captcha_url: &str) -> (String, String) {
     (ick, code)
 }
 
+/// `serviceLoginAuth2` as account 222 (password `pw222`) answering captcha `ick` with `code`.
+async fn answer_captcha(h: &SimHandle, code: &str, ick: &str) -> Value {
+    let cookie = format!("ick={ick}");
+    auth2(h, "222", "pw222", &[("captCode", code)], &cookie)
+        .await
+        .1
+}
+
 #[tokio::test]
 async fn captcha_required_then_right_code_passes_and_wrong_code_reasks() {
     let h = start(with_accounts(&["id=222,password=pw222,captcha=always"])).await;
@@ -311,35 +271,14 @@ async fn captcha_required_then_right_code_passes_and_wrong_code_reasks() {
     // A wrong code: 87001 and a new captchaUrl.
     let (ick, code) = fetch_captcha(&h, &url).await;
     let wrong = if code == "00000" { "11111" } else { "00000" };
-    let (_, v) = auth2(
-        &h,
-        "222",
-        "pw222",
-        &[("captCode", wrong)],
-        &format!("ick={ick}"),
-    )
-    .await;
+    let v = answer_captcha(&h, wrong, &ick).await;
     assert_eq!(v["code"], 87001, "{v}");
     let url = v["captchaUrl"].as_str().unwrap().to_string();
     // The burnt ick no longer works even with its right code.
-    let (_, v) = auth2(
-        &h,
-        "222",
-        "pw222",
-        &[("captCode", &code)],
-        &format!("ick={ick}"),
-    )
-    .await;
+    let v = answer_captcha(&h, &code, &ick).await;
     assert_eq!(v["code"], 87001);
     let (ick, code) = fetch_captcha(&h, &url).await;
-    let (_, v) = auth2(
-        &h,
-        "222",
-        "pw222",
-        &[("captCode", &code)],
-        &format!("ick={ick}"),
-    )
-    .await;
+    let v = answer_captcha(&h, &code, &ick).await;
     assert_eq!(v["code"], 0, "{v}");
     assert!(sts(v["location"].as_str().unwrap()).await.is_some());
     assert_eq!(h.stats().counters["login_captcha_served"], 2);
@@ -359,14 +298,7 @@ async fn captcha_after_two_wrong_passwords() {
     assert_eq!(v["code"], 70016);
     assert!(v["captchaUrl"].is_string());
     let (ick, code) = fetch_captcha(&h, &url).await;
-    let (_, v) = auth2(
-        &h,
-        "222",
-        "pw222",
-        &[("captCode", &code)],
-        &format!("ick={ick}"),
-    )
-    .await;
+    let v = answer_captcha(&h, &code, &ick).await;
     assert_eq!(v["code"], 0);
     // Success resets the counter.
     let (_, v) = auth2(&h, "222", "pw222", &[], "").await;
@@ -573,15 +505,7 @@ async fn qr_start(h: &SimHandle) -> Value {
         ],
     )
     .unwrap();
-    let text = client()
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    passport_body(&text)
+    passport_body(&get_text(url).await)
 }
 
 #[tokio::test]
@@ -611,21 +535,10 @@ async fn qr_confirm_then_pass_token_works_and_polls_can_be_retried() {
     assert!(cut.is_err(), "the poll hangs until confirmed");
     let poll = tokio::spawn({
         let lp = lp.clone();
-        async move {
-            let resp = client().get(lp).send().await.unwrap();
-            let set = set_cookies(&resp);
-            (set, passport_body(&resp.text().await.unwrap()))
-        }
+        async move { passport_reply(client().get(lp).send().await.unwrap()).await }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let resp = client()
-        .post(format!(
-            "{}/_sim/qr/confirm?ticket={ticket}&account=222",
-            h.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_empty(&h, &format!("/_sim/qr/confirm?ticket={ticket}&account=222")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let (set, done) = poll.await.unwrap();
     assert_eq!(done["code"], 0);
@@ -646,11 +559,7 @@ async fn qr_confirm_then_pass_token_works_and_polls_can_be_retried() {
     // QR switched off for an account: the confirm is refused with a hint.
     change_account(&h, "id=222,qr=off").await;
     qr_start(&h).await;
-    let resp = client()
-        .post(format!("{}/_sim/qr/confirm?account=222", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_empty(&h, "/_sim/qr/confirm?account=222").await;
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     assert!(resp.text().await.unwrap().contains("qr=on"));
 }
@@ -676,11 +585,7 @@ async fn qr_unconfirmed_expires_with_code_408() {
     // Later polls and confirms know it is gone.
     let (_, again) = passport_get(&h, &lp, "").await;
     assert_eq!(again["code"], 408);
-    let resp = client()
-        .post(format!("{}/_sim/qr/confirm", h.base_url()))
-        .send()
-        .await
-        .unwrap();
+    let resp = post_empty(&h, "/_sim/qr/confirm").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     assert_eq!(h.stats().counters["login_qr_expired"], 1);
 }
@@ -793,16 +698,8 @@ async fn expired_pasted_cookie_gets_401_on_auto_renewal() {
     let other = format!("userId=222; serviceToken={}", set["serviceToken"]);
     let renew = "/status/lite/setting?type=AutoRenewal&inactiveTime=10&ts=1";
     get_json(&h, &ck, renew).await;
-    let resp = client()
-        .post(format!(
-            "{}/_sim/expire-sessions?account={}",
-            h.base_url(),
-            sim::DEFAULT_USER_ID
-        ))
-        .send()
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    let path = format!("/_sim/expire-sessions?account={}", sim::DEFAULT_USER_ID);
+    let v = as_json(post_empty(&h, &path).await).await;
     assert_eq!(v["expired"], 2, "the login's token and the renewal's");
     let (status, v) = status_of(&h, &ck, renew).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);

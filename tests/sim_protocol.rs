@@ -179,11 +179,7 @@ async fn unauthorized_gets_the_gateway_401_body() {
         async move {
             let resp = c.get(url).header(COOKIE, cookie).send().await.unwrap();
             assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{path}");
-            let v: Value = resp
-                .text()
-                .await
-                .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-                .unwrap();
+            let v = as_json(resp).await;
             let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
             assert_eq!(keys.len(), 5, "{v}");
             assert_eq!(v["R"], 401);
@@ -440,22 +436,8 @@ async fn deleted_media_is_50050_and_bad_meta_is_403() {
     // Valid URL-B, wrong meta.
     let id = truth_items(&h).await[3]["id"].as_str().unwrap().to_string();
     let v = get_json(&h, &ck, &format!("/gallery/storage?id={id}")).await;
-    let text = client()
-        .get(v["data"]["url"].as_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let payload: Value = serde_json::from_str(&text["dl_img_cb(".len()..text.len() - 1]).unwrap();
-    let url_b = payload["url"].as_str().unwrap();
-    let resp = client()
-        .post(url_b)
-        .form(&[("meta", "AAAA")])
-        .send()
-        .await
-        .unwrap();
+    let payload = jsonp_payload(&get_text(v["data"]["url"].as_str().unwrap()).await);
+    let resp = post_meta(payload["url"].as_str().unwrap(), "AAAA", None).await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     // Tampered id on URL-A.
     let tampered = v["data"]["url"]
@@ -479,26 +461,18 @@ async fn download_urls_expire_with_403() {
     let id = truth_items(&h).await[5]["id"].as_str().unwrap().to_string();
     let v = get_json(&h, &ck, &format!("/gallery/storage?id={id}")).await;
     let url_a = v["data"]["url"].as_str().unwrap().to_string();
-    let text = client()
-        .get(&url_a)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let payload: Value = serde_json::from_str(&text["dl_img_cb(".len()..text.len() - 1]).unwrap();
+    let payload = jsonp_payload(&get_text(&url_a).await);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     assert_eq!(
         client().get(&url_a).send().await.unwrap().status(),
         StatusCode::FORBIDDEN
     );
-    let resp = client()
-        .post(payload["url"].as_str().unwrap())
-        .form(&[("meta", payload["meta"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let resp = post_meta(
+        payload["url"].as_str().unwrap(),
+        payload["meta"].as_str().unwrap(),
+        None,
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
 }
 
@@ -515,11 +489,7 @@ async fn login_chain_sets_service_token_and_tickets_are_single_use() {
         .await
         .unwrap();
     assert_eq!(login.status(), StatusCode::OK);
-    let v: Value = login
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let v = as_json(login).await;
     assert_envelope(&v);
     let login_url = v["data"]["loginUrl"].as_str().unwrap();
     let prefix = format!(
@@ -588,18 +558,12 @@ async fn invalid_pass_token_yields_no_service_token() {
     assert!(!set.contains_key("serviceToken"), "{set:?}");
     assert_eq!(h.stats().token_exchanges, 0);
     // The JSON flavour reports 70016.
-    let text = client()
-        .get(format!(
-            "{}/pass/serviceLogin?sid=i.mi.com&_json=true",
-            h.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let v: Value = serde_json::from_str(text.strip_prefix("&&&START&&&").unwrap()).unwrap();
+    let text = get_text(format!(
+        "{}/pass/serviceLogin?sid=i.mi.com&_json=true",
+        h.base_url()
+    ))
+    .await;
+    let v = passport_body(&text);
     assert_eq!(v["code"], 70016);
 }
 
@@ -607,22 +571,15 @@ async fn invalid_pass_token_yields_no_service_token() {
 async fn auto_renewal_sets_a_fresh_service_token() {
     let h = start(SimConfig::demo()).await;
     let ck = session(&h).await;
-    let resp = client()
-        .get(format!(
-            "{}/status/lite/setting?ts=1&type=AutoRenewal&inactiveTime=10",
-            h.base_url()
-        ))
-        .header(COOKIE, &ck)
-        .send()
-        .await
-        .unwrap();
+    let resp = get_with_cookie(
+        &h,
+        &ck,
+        "/status/lite/setting?ts=1&type=AutoRenewal&inactiveTime=10",
+    )
+    .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let set = set_cookies(&resp);
-    let v: Value = resp
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let v = as_json(resp).await;
     assert_eq!(v["result"], "ok");
     let fresh = &set["serviceToken"];
     assert!(!ck.ends_with(fresh.as_str()));
@@ -806,16 +763,15 @@ async fn jpeg_exif_date_matches_the_listing() {
 #[tokio::test]
 async fn urls_follow_the_host_header() {
     let h = start(SimConfig::demo()).await;
-    let v: Value = client()
-        .get(format!("{}/api/user/login", h.base_url()))
-        .header("Host", "proxy.example:8443")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let v = as_json(
+        client()
+            .get(format!("{}/api/user/login", h.base_url()))
+            .header("Host", "proxy.example:8443")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     let url = v["data"]["loginUrl"].as_str().unwrap();
     assert!(url.starts_with("http://proxy.example:8443/pass/serviceLogin?callback=http%3A%2F%2Fproxy.example%3A8443%2Fsts"), "{url}");
 }
@@ -931,14 +887,8 @@ fn binary_prints_listening_line_and_serves() {
         "{line}"
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let items: Value = rt.block_on(async {
-        reqwest::get(format!("{base}/_sim/items"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-            .unwrap()
+    let items = rt.block_on(async {
+        as_json(reqwest::get(format!("{base}/_sim/items")).await.unwrap()).await
     });
     assert_eq!(items.as_array().unwrap().len(), 12);
     child.kill().unwrap();

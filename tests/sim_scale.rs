@@ -47,17 +47,10 @@ fn vm_hwm_kib() -> u64 {
 
 /// Steps 1–3 of the download, hashing the body as it streams; returns (length, sha1, chunks).
 async fn download_streamed(h: &SimHandle, cookie: &str, id: &str) -> (u64, String, usize) {
-    let c = client();
     let v = get_json(h, cookie, &format!("/gallery/storage?ts=1&id={id}")).await;
-    let url_a = v["data"]["url"].as_str().unwrap();
-    let text = c.get(url_a).send().await.unwrap().text().await.unwrap();
-    let payload: Value = serde_json::from_str(&text["dl_img_cb(".len()..text.len() - 1]).unwrap();
-    let resp = c
-        .post(payload["url"].as_str().unwrap())
-        .form(&[("meta", payload["meta"].as_str().unwrap())])
-        .send()
-        .await
-        .unwrap();
+    let payload = jsonp_payload(&get_text(v["data"]["url"].as_str().unwrap()).await);
+    let url_b = payload["url"].as_str().unwrap();
+    let resp = post_meta(url_b, payload["meta"].as_str().unwrap(), None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let declared: u64 = resp.headers()[reqwest::header::CONTENT_LENGTH]
         .to_str()

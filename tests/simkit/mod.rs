@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use micloudfs::sim::{self, SimConfig, SimHandle};
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, RANGE, SET_COOKIE};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;
 use sha1::{Digest, Sha1};
@@ -43,18 +43,7 @@ pub fn set_cookies(resp: &reqwest::Response) -> HashMap<String, String> {
 /// the final STS response.
 pub async fn login_chain(h: &SimHandle, user: &str, pass: &str) -> HashMap<String, String> {
     let c = client();
-    let login: Value = c
-        .get(format!(
-            "{}/api/user/login?ts=1&followUp=%2F&_locale=zh_CN",
-            h.base_url()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let login = as_json(get_path(h, "/api/user/login?ts=1&followUp=%2F&_locale=zh_CN").await).await;
     let login_url = login["data"]["loginUrl"].as_str().unwrap().to_string();
     let passport = c
         .get(&login_url)
@@ -81,18 +70,96 @@ pub async fn session(h: &SimHandle) -> String {
     )
 }
 
-pub async fn get_json(h: &SimHandle, cookie: &str, path_q: &str) -> Value {
-    let resp = client()
+/// GET `path_q` on the emulator without a Cookie header.
+pub async fn get_path(h: &SimHandle, path_q: &str) -> reqwest::Response {
+    client()
+        .get(format!("{}{path_q}", h.base_url()))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GET `path_q` on the emulator with `cookie` as the Cookie header; no status check.
+pub async fn get_with_cookie(h: &SimHandle, cookie: &str, path_q: &str) -> reqwest::Response {
+    client()
         .get(format!("{}{path_q}", h.base_url()))
         .header(COOKIE, cookie)
         .send()
         .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "{path_q}");
-    resp.text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
         .unwrap()
+}
+
+/// The body of a GET of a full `url`, as text.
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// POST `form` to `path` on the emulator with `cookie` as the Cookie header; no status check.
+pub async fn post_form(
+    h: &SimHandle,
+    path: &str,
+    cookie: &str,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    client()
+        .post(format!("{}{path}", h.base_url()))
+        .header(COOKIE, cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POST `body` as is to `path_q` on the emulator (the `/_sim/` control API); no status check.
+pub async fn post_body(h: &SimHandle, path_q: &str, body: String) -> reqwest::Response {
+    client()
+        .post(format!("{}{path_q}", h.base_url()))
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// POST with no body to `path_q` on the emulator (the `/_sim/` control API); no status check.
+pub async fn post_empty(h: &SimHandle, path_q: &str) -> reqwest::Response {
+    client()
+        .post(format!("{}{path_q}", h.base_url()))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The body of `resp` parsed as JSON.
+pub async fn as_json(resp: reqwest::Response) -> Value {
+    serde_json::from_str(&resp.text().await.unwrap()).unwrap()
+}
+
+/// A passport answer: strips the `&&&START&&&` prefix (which must be there) and parses.
+pub fn passport_body(text: &str) -> Value {
+    let json = text
+        .strip_prefix("&&&START&&&")
+        .unwrap_or_else(|| panic!("no &&&START&&& prefix: {text}"));
+    serde_json::from_str(json).unwrap()
+}
+
+/// The Set-Cookie map and the `&&&START&&&` JSON of a passport response.
+pub async fn passport_reply(resp: reqwest::Response) -> (HashMap<String, String>, Value) {
+    let set = set_cookies(&resp);
+    (set, passport_body(&resp.text().await.unwrap()))
+}
+
+/// GET `path_q` with `cookie`, asserting 200; the body as JSON.
+pub async fn get_json(h: &SimHandle, cookie: &str, path_q: &str) -> Value {
+    let resp = get_with_cookie(h, cookie, path_q).await;
+    assert_eq!(resp.status(), StatusCode::OK, "{path_q}");
+    as_json(resp).await
 }
 
 pub async fn truth_items(h: &SimHandle) -> Vec<Value> {
@@ -146,6 +213,46 @@ pub fn cst_day(ms: i64) -> String {
     t.format("%Y%m%d").to_string()
 }
 
+/// Step 2 of the download, checked: GET URL-A answers 200, JavaScript, `cb(...)`; the payload.
+pub async fn jsonp_checked(url_a: &str, cb: &str) -> Value {
+    let resp = client().get(url_a).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers()[CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    let text = resp.text().await.unwrap();
+    let prefix = format!("{cb}(");
+    assert!(text.starts_with(&prefix) && text.ends_with(')'), "{text}");
+    serde_json::from_str(&text[prefix.len()..text.len() - 1]).unwrap()
+}
+
+/// The payload of a `dl_img_cb(...)` JSONP answer (wrapper cut off unchecked).
+pub fn jsonp_payload(text: &str) -> Value {
+    serde_json::from_str(&text["dl_img_cb(".len()..text.len() - 1]).unwrap()
+}
+
+/// Steps 1 and 2 of the download: URL-B and META for `id` (the storage answer is an envelope).
+pub async fn resolve(h: &SimHandle, cookie: &str, id: &str) -> (String, String) {
+    let v = get_json(h, cookie, &format!("/gallery/storage?ts=1&id={id}")).await;
+    assert_envelope(&v);
+    let payload = jsonp_payload(&get_text(v["data"]["url"].as_str().unwrap()).await);
+    (
+        payload["url"].as_str().unwrap().to_string(),
+        payload["meta"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Step 3 on a fresh connection: POST `meta` as a form to URL-B, with an optional Range header.
+pub async fn post_meta(url_b: &str, meta: &str, range: Option<&str>) -> reqwest::Response {
+    let mut req = client().post(url_b).form(&[("meta", meta)]);
+    if let Some(r) = range {
+        req = req.header(RANGE, r);
+    }
+    req.send().await.unwrap()
+}
+
+/// Steps 1–3 of the download with every check; the body.
 pub async fn download(
     h: &SimHandle,
     cookie: &str,
@@ -160,16 +267,7 @@ pub async fn download(
     let v = get_json(h, cookie, &format!("/gallery/storage?ts=1&id={id}{cb}")).await;
     assert_envelope(&v);
     let url_a = v["data"]["url"].as_str().unwrap();
-    let jsonp = c.get(url_a).send().await.unwrap();
-    assert_eq!(jsonp.status(), StatusCode::OK);
-    assert!(jsonp.headers()[CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .contains("javascript"));
-    let text = jsonp.text().await.unwrap();
-    let prefix = format!("{}(", callback.unwrap_or("dl_img_cb"));
-    assert!(text.starts_with(&prefix) && text.ends_with(')'), "{text}");
-    let payload: Value = serde_json::from_str(&text[prefix.len()..text.len() - 1]).unwrap();
+    let payload = jsonp_checked(url_a, callback.unwrap_or("dl_img_cb")).await;
     let (url_b, meta) = (
         payload["url"].as_str().unwrap(),
         payload["meta"].as_str().unwrap(),
