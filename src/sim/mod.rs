@@ -5,21 +5,28 @@
 //! by `micloudfs mount --demo`, and ships as the `micloud-sim` binary.
 //!
 //! Module map (each file has one job):
-//! - [`rng`], [`jpeg`], [`mp4`], [`generate`]: the deterministic generated gallery;
-//! - [`from_dir`]: a real folder as the gallery; [`content`]: bodies, fingerprints, LRU;
-//! - [`gallery`]: the immutable album/item model; [`session`]: tickets and serviceTokens;
-//! - [`server`]: router and helpers; [`auth`], [`listing`], [`download`], [`control`]: handlers;
-//! - the passport: [`accounts`] (who may log in, and how), [`passport`] (password login),
-//!   [`captcha`], [`identity`] (2FA), [`qr`], [`passport_control`] (its `/_sim` controls);
-//! - [`wire`]: the JSON shapes; [`urls`]: URL building and signing; [`stats`]: counters.
-//! - [`shape`], [`bucket`], [`throttle`]: the shaped link; [`faults`], [`bodies`]: injected
-//!   faults; [`range`]: Range requests on downloads.
-//! - [`live`]: the gallery's changes; [`incremental`]: `album/full`, `allitems`,
-//!   `deleted_v2`; [`recordings`]: the recorder; [`status`]: profile and quota.
+//! - the gallery: [`rng`], [`generate`] (from a seed), [`from_dir`] (a real folder),
+//!   [`gallery`] (albums, items, recordings and their indexes; one snapshot per request, see
+//!   [`server::App::gallery`]), [`live`] (its changes: uploads, the recycle bin, renames);
+//! - the bytes: [`content`] (bodies and fingerprints), [`jpeg`], [`mp4`], [`synth`] and
+//!   [`sizes`] (realistic sizes from shared-prefix bodies), [`fpcache`] (the fingerprint cache
+//!   file), [`scale`] (its flags);
+//! - the protocol: [`server`] (router and helpers), [`listing`], [`incremental`] (`album/full`,
+//!   `allitems`, `deleted_v2`), [`status`], [`recordings`], [`download`], [`range`], [`wire`]
+//!   (the JSON shapes), [`urls`] (URL building and signing);
+//! - the passport: [`session`] (tickets and serviceTokens), [`auth`] (the passToken chain,
+//!   AutoRenewal), [`accounts`] (who may log in, and how), [`passport`] (password login),
+//!   [`captcha`], [`identity`] (2FA), [`qr`];
+//! - the link: [`shape`], [`bucket`], [`throttle`] (latency and bandwidth), [`faults`] and
+//!   [`bodies`] (injected faults);
+//! - the test bed: [`control`] and [`passport_control`] (the loopback-only `/_sim/` API),
+//!   [`stats`] (counters).
 //!
-//! [`start`] builds the gallery (fingerprinting every item on all cores), binds, and serves on
-//! the current tokio runtime until the [`SimHandle`] is dropped or [`SimHandle::shutdown`] is
-//! awaited.
+//! [`start`] builds the gallery (fingerprints from the cache file, or computed on all cores),
+//! binds, and serves on the current tokio runtime until the [`SimHandle`] is dropped or
+//! [`SimHandle::shutdown`] is awaited. 100 000 items with realistic sizes are ready in about
+//! 1.3 s (release, no cache file) or 0.8 s (with it), at about 100 MiB peak memory
+//! (`scripts/sim-scale.sh`).
 
 mod accounts;
 mod auth;
