@@ -943,3 +943,25 @@ async fn cache_busters_and_unknown_parameters_change_nothing() {
     assert_envelope(&albums);
     assert!(!albums["data"]["albums"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn binary_on_a_taken_port_says_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_micloud-sim"))
+        .args([
+            "--listen",
+            &addr,
+            "--items",
+            "3",
+            "--sizes",
+            "small",
+            "--no-cache",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot start"), "{err}");
+    assert!(err.contains("--listen 127.0.0.1:0"), "{err}");
+}

@@ -84,10 +84,11 @@ async fn main() {
         scale: args.scale,
         live: args.live,
     };
-    let handle = match sim::start(config, args.listen).await {
+    let listen = args.listen;
+    let handle = match sim::start(config, listen).await {
         Ok(h) => h,
         Err(e) => {
-            eprintln!("micloud-sim: cannot start: {e}");
+            eprintln!("micloud-sim: cannot start: {e}{}", advice(&e, listen));
             std::process::exit(1);
         }
     };
@@ -104,6 +105,21 @@ async fn main() {
     if let Err(e) = handle.shutdown().await {
         eprintln!("micloud-sim: {e}");
         std::process::exit(1);
+    }
+}
+
+/// What to do about a failed start, for the errors a user can fix.
+fn advice(e: &std::io::Error, listen: SocketAddr) -> String {
+    match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!(
+            " ({listen} is taken, perhaps by another micloud-sim: stop it, or pick another \
+             port with --listen, e.g. --listen 127.0.0.1:0 for a free one)"
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!(" (this user may not listen on {listen}: use a port above 1023)")
+        }
+        std::io::ErrorKind::NotFound => " (give --from-dir an existing folder)".to_string(),
+        _ => String::new(),
     }
 }
 
