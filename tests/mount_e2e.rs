@@ -57,6 +57,10 @@ fn copy_and_verify(view: &str) {
         .count();
     assert_eq!(listed, items.len(), "SHA1SUMS must list every file once");
 
+    // The copy changed nothing in the cloud: no write or delete endpoint was called.
+    let counters = &sim.stats()["counters"];
+    assert_eq!(counters["write_calls"].as_u64().unwrap_or(0), 0, "{counters}");
+
     // A second rsync transfers nothing.
     let again = rsync_copy(&src, &copy, &["--itemize-changes"]);
     assert!(
@@ -198,9 +202,11 @@ fn every_write_fails_with_erofs() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("Read-only file system"), "{tool}: {err}");
     }
-    // Nothing changed.
+    // Nothing changed, here or in the cloud: no write or delete endpoint was ever called.
     assert!(existing.exists());
     assert!(!camera.join("moved.jpg").exists());
+    let counters = &sim.stats()["counters"];
+    assert_eq!(counters["write_calls"].as_u64().unwrap_or(0), 0, "{counters}");
 }
 
 #[test]
