@@ -59,7 +59,11 @@ fn copy_and_verify(view: &str) {
 
     // The copy changed nothing in the cloud: no write or delete endpoint was called.
     let counters = &sim.stats()["counters"];
-    assert_eq!(counters["write_calls"].as_u64().unwrap_or(0), 0, "{counters}");
+    assert_eq!(
+        counters["write_calls"].as_u64().unwrap_or(0),
+        0,
+        "{counters}"
+    );
 
     // A second rsync transfers nothing.
     let again = rsync_copy(&src, &copy, &["--itemize-changes"]);
@@ -206,7 +210,11 @@ fn every_write_fails_with_erofs() {
     assert!(existing.exists());
     assert!(!camera.join("moved.jpg").exists());
     let counters = &sim.stats()["counters"];
-    assert_eq!(counters["write_calls"].as_u64().unwrap_or(0), 0, "{counters}");
+    assert_eq!(
+        counters["write_calls"].as_u64().unwrap_or(0),
+        0,
+        "{counters}"
+    );
 }
 
 #[test]
