@@ -164,39 +164,12 @@ pub fn save(path: &Path, key: &[u8; 20], entries: &[Entry]) -> std::io::Result<(
     buf.extend_from_slice(&sum);
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile_in(dir, path)?;
-    let result = tmp
-        .1
-        .write_all(&buf)
-        .and_then(|_| tmp.1.sync_all())
-        .and_then(|_| std::fs::rename(&tmp.0, path));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp.0);
-    }
-    result
-}
-
-/// A new file beside `target`, named after it, the process id and a counter.
-fn tempfile_in(dir: &Path, target: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    loop {
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&p)
-        {
-            Ok(f) => return Ok((p, f)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e),
-        }
-    }
+    // A temporary file in the same folder (removed if anything fails), renamed over the old.
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(&buf)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
