@@ -4,6 +4,7 @@
 //! `cli` → `fs` → `view` + `content` → `catalog` → `cloud`; `model` holds the domain types
 //! they share; `sim` is the emulator, which shares nothing with `cloud`.
 
+pub mod account;
 pub mod catalog;
 pub mod cli;
 pub mod cloud;

@@ -14,10 +14,7 @@ use micloudfs::model::{AlbumId, ItemId};
 use micloudfs::sim::{self, SimConfig};
 
 fn creds(pass_token: &str) -> Credentials {
-    Credentials {
-        user_id: sim::DEFAULT_USER_ID.into(),
-        pass_token: pass_token.into(),
-    }
+    Credentials::pass_token(sim::DEFAULT_USER_ID, pass_token)
 }
 
 async fn start(config: SimConfig) -> sim::SimHandle {

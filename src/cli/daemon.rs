@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session};
 
-use super::account::Account;
+use crate::account::{Account, AccountStore, StoredCredentials};
 use super::mount::report;
 use crate::catalog::{Catalog, CatalogOptions};
-use crate::cloud::{ClientConfig, Credentials, GalleryApi, HttpGalleryClient};
+use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};
 use crate::content::{ContentCache, ContentConfig};
 use crate::fs::GalleryFs;
 use crate::sim;
@@ -19,6 +19,7 @@ pub(crate) enum Source {
     Account {
         account: Account,
         api_base: String,
+        store: AccountStore,
     },
     /// The demo gallery, served by an emulator inside this process.
     Demo,
@@ -34,6 +35,7 @@ pub(crate) struct DaemonPlan {
     pub max_downloads: usize,
     pub max_cache_bytes: u64,
     pub io_timeout: std::time::Duration,
+    pub token_refresh: std::time::Duration,
     pub foreground: bool,
     pub verbose: bool,
 }
@@ -72,8 +74,22 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
 
-    let (api_base, credentials, demo) = match &plan.source {
-        Source::Account { account, api_base } => (api_base.clone(), account.credentials(), None),
+    let (api_base, credentials, demo, source) = match &plan.source {
+        Source::Account {
+            account,
+            api_base,
+            store,
+        } => {
+            // A dead session re-reads this account's file: a new login revives the mount.
+            let source: Arc<dyn CredentialSource> =
+                Arc::new(StoredCredentials::new(store.clone(), &account.name));
+            (
+                api_base.clone(),
+                account.credentials()?,
+                None,
+                Some(source),
+            )
+        }
         Source::Demo => {
             let handle = rt
                 .block_on(sim::start(
@@ -81,17 +97,16 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
                     ([127, 0, 0, 1], 0).into(),
                 ))
                 .map_err(|e| format!("cannot start the demo gallery: {e}"))?;
-            let creds = Credentials {
-                user_id: sim::DEFAULT_USER_ID.to_string(),
-                pass_token: sim::DEFAULT_PASS_TOKEN.to_string(),
-            };
-            (handle.base_url(), creds, Some(handle))
+            let creds = Credentials::pass_token(sim::DEFAULT_USER_ID, sim::DEFAULT_PASS_TOKEN);
+            (handle.base_url(), creds, Some(handle), None)
         }
     };
 
     let client: Arc<dyn GalleryApi> = Arc::new(
         HttpGalleryClient::new(ClientConfig {
             request_timeout: plan.io_timeout,
+            token_refresh: plan.token_refresh,
+            source,
             ..ClientConfig::new(&api_base, credentials)
         })
         .map_err(|e| e.to_string())?,

@@ -1,18 +1,21 @@
-//! The command line: `login`, `mount`, `unmount`. Wiring only; the work is in the layers.
+//! The command line: `login`, `logout`, `whoami`, `accounts`, `mount`, `unmount`. Wiring
+//! only; the work is in the layers.
 //!
 //! Every failure ends in one line on stderr that says what happened and what to do, and
 //! exit code 1 (2 for a wrong flag, from clap).
 
-mod account;
+mod accounts;
 mod daemon;
+mod interactive;
+mod login;
 mod mount;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
-pub use account::{Account, DEFAULT_API_BASE};
+use crate::account::Region;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,33 +31,101 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Store the account (userId + passToken) after checking that it works.
+    /// Log in to a Xiaomi account and store it (never the password).
     Login(LoginArgs),
+    /// Forget a stored account (removes its stored credentials).
+    Logout(LogoutArgs),
+    /// Show who an account is: id, nickname, region, gallery size and item count.
+    Whoami(WhoamiArgs),
+    /// List the stored accounts.
+    Accounts(ConfigArgs),
     /// Mount the gallery (or the built-in demo gallery) on an empty directory.
     Mount(MountArgs),
     /// Unmount a micloudfs mount.
     Unmount(UnmountArgs),
 }
 
+#[derive(Args, Debug, Clone)]
+pub(crate) struct ConfigArgs {
+    /// Where accounts are stored [default: ~/.config/micloudfs].
+    #[arg(long, value_name = "DIR", env = "MICLOUDFS_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+}
+
+/// Ways in (at most one): `--user-id` + `--pass-token`, `--cookie`, `--qr`, or the password
+/// login (the default; `--user` and `--password-stdin` feed it without questions).
 #[derive(Args, Debug)]
-struct LoginArgs {
-    /// Your Xiaomi account id (the `userId` cookie of account.xiaomi.com).
-    #[arg(long, value_name = "ID")]
-    user_id: String,
+#[command(group(ArgGroup::new("way").args(["pass_token", "cookie", "qr", "user"])))]
+#[command(after_help = "Ways in:\n  \
+    micloudfs login                                   asks for account and password (captcha and 2FA code if Xiaomi wants them)\n  \
+    micloudfs login --qr                              shows a QR code to scan with the Xiaomi app\n  \
+    micloudfs login --user-id ID --pass-token TOKEN   the passToken cookie of account.xiaomi.com\n  \
+    micloudfs login --cookie 'userId=..; serviceToken=..'   a cookie of i.mi.com, kept alive while in use\n  \
+    echo PASSWORD | micloudfs login --user ID --password-stdin   for scripts")]
+pub(crate) struct LoginArgs {
+    /// Your Xiaomi account id (the `userId` cookie of account.xiaomi.com), with --pass-token.
+    #[arg(long, value_name = "ID", requires = "pass_token")]
+    pub user_id: Option<String>,
     /// The `passToken` cookie of account.xiaomi.com (not the serviceToken of i.mi.com).
     #[arg(
         long,
         value_name = "TOKEN",
         env = "MICLOUDFS_PASS_TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        requires = "user_id"
     )]
-    pass_token: String,
-    /// The cloud's address: https://i.mi.com, a regional host, or an emulator.
-    #[arg(long, value_name = "URL", default_value = DEFAULT_API_BASE)]
-    api_base: String,
-    /// Where the account is stored [default: ~/.config/micloudfs].
-    #[arg(long, value_name = "DIR", env = "MICLOUDFS_CONFIG_DIR")]
-    config_dir: Option<PathBuf>,
+    pub pass_token: Option<String>,
+    /// A cookie pasted from a browser on i.mi.com: "userId=...; serviceToken=...".
+    #[arg(long, value_name = "COOKIE", env = "MICLOUDFS_COOKIE", hide_env_values = true)]
+    pub cookie: Option<String>,
+    /// Log in by scanning a QR code with the Xiaomi app (drawn here and saved as a PNG).
+    #[arg(long)]
+    pub qr: bool,
+    /// Password login: the account id, phone number or e-mail (asked when not given).
+    #[arg(long, value_name = "ID|PHONE|EMAIL")]
+    pub user: Option<String>,
+    /// Password login: read the password from the first line of standard input.
+    #[arg(long, requires = "user")]
+    pub password_stdin: bool,
+    /// Never ask anything; what is missing is an error (automatic when stdin is no terminal).
+    #[arg(long)]
+    pub no_input: bool,
+    /// The name to store the account under [default: the existing name of the same user, else
+    /// the user id].
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Where the account's data lives: cn (mainland China), us, eu, in or sg; remembered.
+    #[arg(long, value_name = "REGION", value_parser = parse_region)]
+    pub region: Option<Region>,
+    /// The cloud's address, for an emulator or an unusual host (overrides --region's host).
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LogoutArgs {
+    /// The account to forget [default: the only one].
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub account: Option<String>,
+    /// Forget every stored account.
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct WhoamiArgs {
+    /// The account to show [default: the only one].
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// The cloud's address [default: the one stored by `login`].
+    #[arg(long, value_name = "URL")]
+    pub api_base: Option<String>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +145,13 @@ pub(crate) struct MountArgs {
     /// Where the account is stored [default: ~/.config/micloudfs].
     #[arg(long, value_name = "DIR", env = "MICLOUDFS_CONFIG_DIR")]
     pub config_dir: Option<PathBuf>,
+    /// The stored account to mount [default: the only one].
+    #[arg(long, value_name = "NAME", conflicts_with = "demo")]
+    pub account: Option<String>,
+    /// Replace the session's serviceToken when it is this old (a pasted cookie is renewed five
+    /// times as often); it is also replaced whenever the service refuses it.
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub token_refresh: u64,
     /// Stay in the foreground and log to stderr; Ctrl-C unmounts.
     #[arg(short, long)]
     pub foreground: bool,
@@ -110,6 +188,10 @@ struct UnmountArgs {
     lazy: bool,
 }
 
+fn parse_region(s: &str) -> Result<Region, String> {
+    s.parse()
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
@@ -120,7 +202,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Login(args) => login(args),
+        Command::Login(args) => login::login(args),
+        Command::Logout(args) => accounts::logout(args),
+        Command::Whoami(args) => accounts::whoami(args),
+        Command::Accounts(args) => accounts::list(args),
         Command::Mount(args) => mount::mount(args),
         Command::Unmount(args) => mount::unmount(&args.mountpoint, args.lazy),
     };
@@ -131,45 +216,4 @@ pub fn run() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn login(args: LoginArgs) -> Result<(), String> {
-    let user_id = args.user_id.trim().to_string();
-    if user_id.is_empty() || !user_id.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "--user-id {:?} is not an account id: it is the number in the userId cookie of \
-             account.xiaomi.com",
-            args.user_id
-        ));
-    }
-    let pass_token = args.pass_token.trim().to_string();
-    if pass_token.is_empty() {
-        return Err(
-            "--pass-token is empty: copy the passToken cookie of account.xiaomi.com".into(),
-        );
-    }
-    let config_dir = account::config_dir(args.config_dir)?;
-    let account = Account {
-        user_id,
-        pass_token,
-        api_base: args.api_base,
-    };
-    let client = crate::cloud::HttpGalleryClient::new(crate::cloud::ClientConfig::new(
-        &account.api_base,
-        account.credentials(),
-    ))
-    .map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start: {e}"))?;
-    rt.block_on(client.check_credentials())
-        .map_err(|e| format!("login failed: {e}"))?;
-    let path = account.save(&config_dir)?;
-    println!(
-        "Logged in as {}; the account is stored in {} (mode 0600).",
-        account.user_id,
-        path.display()
-    );
-    Ok(())
 }

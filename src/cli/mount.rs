@@ -12,7 +12,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::account::{self, Account, DEFAULT_API_BASE};
+use crate::account::{self, AccountStore};
 use super::daemon::{self, DaemonPlan, Source};
 use super::MountArgs;
 use crate::view::DateZone;
@@ -78,20 +78,23 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         Source::Demo
     } else {
         let config_dir = account::config_dir(args.config_dir)?;
-        let account = Account::load(&config_dir)?.ok_or_else(|| {
+        let store = AccountStore::open(&config_dir)?;
+        let account = store.resolve(args.account.as_deref()).map_err(|e| {
             format!(
-                "no account is stored in {}: run `micloudfs login --user-id ID --pass-token TOKEN` \
-                 first, or try the demo gallery with `micloudfs mount --demo {}`",
-                config_dir.display(),
+                "{e}; or try the demo gallery with `micloudfs mount --demo {}`",
                 args.mountpoint.display()
             )
         })?;
+        account.credentials()?;
         let api_base = args
             .api_base
-            .or(Some(account.api_base.clone()))
             .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| DEFAULT_API_BASE.to_string());
-        Source::Account { account, api_base }
+            .unwrap_or_else(|| account.api_base.clone());
+        Source::Account {
+            account,
+            api_base,
+            store,
+        }
     };
     let zone = match args.timezone.as_deref() {
         None | Some("local") => DateZone::Local,
@@ -109,6 +112,7 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         max_downloads: args.max_downloads as usize,
         max_cache_bytes: args.max_cache_size,
         io_timeout: std::time::Duration::from_secs(args.io_timeout),
+        token_refresh: std::time::Duration::from_secs(args.token_refresh),
         foreground: args.foreground,
         verbose: args.verbose,
     })

@@ -2,7 +2,9 @@
 //!
 //! Every call goes through `with_retries`, which owns the error policy of DESIGN.md §6:
 //! - HTTP 401 → one `serviceToken` refresh (single-flight in `Session`) and one retry; a
-//!   second 401 right after a fresh token is reported as `Unauthorized`;
+//!   second 401 right after a fresh token is diagnosed: `getEncInfo` tells end-to-end
+//!   encryption (`EndToEndEncrypted`) from the gallery's second validation
+//!   (`SecondValidation`), anything else is `Unauthorized`;
 //! - transient failures (connect/reset/timeout, 5xx, 429, a 200 body without `data`, an
 //!   unreadable body, `retriable:true`) → up to `MAX_ATTEMPTS` tries with exponential backoff
 //!   (250 ms doubling, capped at 8 s, ±50 % jitter: about 8 s in all before giving up);
@@ -13,6 +15,7 @@
 //! Downloads run the three steps of spec §4 and hand back the body as a stream; a refused
 //! (expired) URL is resolved again from step 1.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -23,7 +26,9 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::error::CloudError;
-use super::session::{malformed, now_ms, transient, Credentials, Session};
+use super::session::{
+    malformed, now_ms, sensitive, transient, CredentialSource, Credentials, Session,
+};
 use super::wire::{self, AlbumPage, Envelope, ItemPage, JsonpPayload, StorageData};
 use super::{Download, GalleryApi};
 use crate::model::{Album, AlbumId, Item, ItemId};
@@ -36,7 +41,7 @@ const PAGE_SIZE: u32 = 100;
 const MAX_PAGES: u32 = 100_000;
 
 /// How the client reaches the service.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// `https://i.mi.com` or a regional host, or the emulator's `http://127.0.0.1:PORT`.
     pub api_base: String,
@@ -45,6 +50,31 @@ pub struct ClientConfig {
     pub token_refresh: Duration,
     /// Limit for one JSON request, and for a pause inside a download body.
     pub request_timeout: Duration,
+    /// Where a dead session looks for new credentials (a mount's account file).
+    pub source: Option<Arc<dyn CredentialSource>>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("api_base", &self.api_base)
+            .field("credentials", &self.credentials)
+            .field("token_refresh", &self.token_refresh)
+            .field("request_timeout", &self.request_timeout)
+            .field("source", &self.source.is_some())
+            .finish()
+    }
+}
+
+/// What `whoami` shows besides the stored account.
+#[derive(Clone, Debug, Default)]
+pub struct AccountInfo {
+    pub nickname: String,
+    /// Bytes the gallery uses (`usedDetail.GalleryImage.size`).
+    pub gallery_bytes: u64,
+    /// Bytes used in all, and the quota.
+    pub used_bytes: u64,
+    pub quota_bytes: u64,
 }
 
 impl ClientConfig {
@@ -54,6 +84,7 @@ impl ClientConfig {
             credentials,
             token_refresh: Duration::from_secs(600),
             request_timeout: Duration::from_secs(60),
+            source: None,
         }
     }
 }
@@ -97,6 +128,7 @@ impl HttpGalleryClient {
             base.clone(),
             config.credentials,
             config.token_refresh,
+            config.source,
         );
         Ok(HttpGalleryClient {
             http,
@@ -108,15 +140,104 @@ impl HttpGalleryClient {
 
     /// Mints a serviceToken now: proves the credentials work (used by `login`).
     pub async fn check_credentials(&self) -> Result<(), CloudError> {
-        with_retries("the passToken exchange", || async {
+        with_retries("the session", || async {
             self.session.token().await.map(|_| ())
         })
         .await
     }
 
+    /// Reads the first album page: proves the gallery itself answers (no second validation,
+    /// no end-to-end encryption).
+    pub async fn check_gallery(&self) -> Result<(), CloudError> {
+        self.get_data(
+            "gallery/user/album/list",
+            &[
+                ("pageNum", "0".into()),
+                ("pageSize", "1".into()),
+                ("isShared", "false".into()),
+                ("numOfThumbnails", "1".into()),
+            ],
+            "the album list",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Nickname and storage figures (spec §3.7: `/status/lite/profile`, `/status/lite/alldetail`).
+    pub async fn account_info(&self) -> Result<AccountInfo, CloudError> {
+        let profile = self
+            .get_data("status/lite/profile", &[], "the profile")
+            .await?;
+        let detail = self
+            .get_data("status/lite/alldetail", &[], "the storage figures")
+            .await?;
+        let num = |v: &serde_json::Value| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(0)
+        };
+        Ok(AccountInfo {
+            nickname: profile["nickname"].as_str().unwrap_or("").to_string(),
+            gallery_bytes: num(&detail["usedDetail"]["GalleryImage"]["size"]),
+            used_bytes: num(&detail["used"]),
+            quota_bytes: num(&detail["totalQuota"]),
+        })
+    }
+
     /// How many passToken exchanges this client has made.
     pub fn token_exchanges(&self) -> u64 {
         self.session.exchanges()
+    }
+
+    /// The credentials in use now (a pasted cookie with its latest renewal): what `login`
+    /// stores.
+    pub async fn current_credentials(&self) -> Credentials {
+        self.session.current_credentials().await
+    }
+
+    /// How many AutoRenewal calls renewed a pasted cookie.
+    pub fn cookie_renewals(&self) -> u64 {
+        self.session.renewals()
+    }
+
+    /// Whether the session is dead (the credentials were refused) right now.
+    pub fn session_dead(&self) -> bool {
+        self.session.is_dead()
+    }
+
+    /// After a second 401: is it end-to-end encryption, or the gallery's second validation?
+    async fn diagnose_401(&self, token: &str, second_validation: bool) -> CloudError {
+        if !second_validation {
+            return CloudError::Unauthorized;
+        }
+        let Ok(url) = self.api_url(
+            "mic/keybag/v1/getEncInfo",
+            &[("hsid", "2".into()), ("appId", "micloud".into())],
+        ) else {
+            return CloudError::SecondValidation;
+        };
+        let user = self.session.user_id().await;
+        let Ok(cookie) = sensitive(format!("userId={user}; serviceToken={token}")) else {
+            return CloudError::SecondValidation;
+        };
+        let answer = async {
+            let resp = self
+                .http
+                .get(url)
+                .header(COOKIE, cookie)
+                .timeout(self.timeout)
+                .send()
+                .await
+                .ok()?;
+            let body = resp.text().await.ok()?;
+            let data = parse_envelope(&body, "getEncInfo").ok()?;
+            data["e2eeStatus"].as_str().map(str::to_string)
+        }
+        .await;
+        match answer.as_deref() {
+            Some("open") => CloudError::EndToEndEncrypted,
+            _ => CloudError::SecondValidation,
+        }
     }
 
     /// The URL of an authenticated endpoint, with the cache-busting `ts` the web app sends.
@@ -150,11 +271,8 @@ impl HttpGalleryClient {
     async fn get_once(&self, url: &Url, what: &str) -> Result<serde_json::Value, CloudError> {
         let mut token = self.session.token().await?;
         for resend in [false, true] {
-            let cookie = format!(
-                "userId={}; serviceToken={}",
-                self.session.user_id(),
-                token.value
-            );
+            let user = self.session.user_id().await;
+            let cookie = sensitive(format!("userId={user}; serviceToken={}", token.value))?;
             let resp = self
                 .http
                 .get(url.clone())
@@ -168,11 +286,11 @@ impl HttpGalleryClient {
             if status == StatusCode::UNAUTHORIZED {
                 if resend {
                     let info: wire::Unauthorized = serde_json::from_str(&body).unwrap_or_default();
-                    return Err(CloudError::Unauthorized {
-                        second_validation: info.is_second_validation,
-                    });
+                    return Err(self
+                        .diagnose_401(&token.value, info.is_second_validation)
+                        .await);
                 }
-                tracing::info!(%what, "session expired (HTTP 401); minting a new serviceToken");
+                tracing::debug!(%what, "session expired (HTTP 401); refreshing it");
                 token = self.session.refresh_after_401(&token).await?;
                 continue;
             }

@@ -8,19 +8,46 @@ pub enum CloudError {
     /// The passToken exchange produced no `serviceToken` (spec §2.1): the token was revoked
     /// (a web log-out does that) or mistyped.
     #[error(
-        "Xiaomi refused the stored passToken (no serviceToken came back); it may have been \
-         revoked by logging out in a browser. Get a fresh passToken from the account.xiaomi.com \
-         cookies and run `micloudfs login` again"
+        "Xiaomi refused the stored passToken (the exchange returned no serviceToken); it was \
+         revoked, for example by logging out of i.mi.com or account.xiaomi.com in a browser. \
+         Run `micloudfs login` again (a running mount resumes by itself once you have)"
     )]
     PassTokenRejected,
 
-    /// HTTP 401 persisted right after a fresh exchange (spec §6 item 3).
+    /// The pasted i.mi.com cookie is no longer accepted, and a cookie cannot be re-minted.
     #[error(
-        "the gallery refused a freshly minted session (HTTP 401{second}); open \
-         https://i.mi.com/gallery/h5 once in a browser and tick \"trust this device\", then retry",
-        second = if *.second_validation { ", second validation required" } else { "" }
+        "the pasted i.mi.com cookie has expired (HTTP 401) and an expired cookie cannot be \
+         renewed. Run `micloudfs login` again: with a fresh cookie (`--cookie`), or better with \
+         a passToken, a password or `--qr`, which stay valid for weeks"
     )]
-    Unauthorized { second_validation: bool },
+    CookieExpired,
+
+    /// The gallery wants this device verified once in a browser (spec §2.5, §6 item 3).
+    #[error(
+        "the gallery asks for a second validation of this device (HTTP 401, \
+         isSecondValidation). Open https://i.mi.com/gallery/h5 in a browser logged in to this \
+         account (your regional host if you are outside China), enter the code Xiaomi sends, \
+         tick \"trust this device\", then run `micloudfs login` again"
+    )]
+    SecondValidation,
+
+    /// Advanced Data Protection (end-to-end encryption) is on: the web gallery serves nothing.
+    #[error(
+        "this account has Advanced Data Protection (end-to-end encryption) turned on, and \
+         Xiaomi's web gallery cannot serve encrypted photos. To copy them: on the phone, open \
+         Settings > Xiaomi Account > Xiaomi Cloud > Advanced data protection and turn it off, \
+         wait until the phone reports it is done, then run `micloudfs login` again. (The \
+         alternative is to copy the photos off the phone itself.)"
+    )]
+    EndToEndEncrypted,
+
+    /// HTTP 401 persisted right after a fresh session, without a second-validation mark.
+    #[error(
+        "the gallery refused a freshly minted session (HTTP 401); open \
+         https://i.mi.com/gallery/h5 once in a browser, tick \"trust this device\" if asked, \
+         then run `micloudfs login` again"
+    )]
+    Unauthorized,
 
     /// A business error in the envelope (`code` != 0).
     #[error(

@@ -14,9 +14,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
 
-pub use client::{ClientConfig, HttpGalleryClient, MAX_ATTEMPTS};
+pub use client::{AccountInfo, ClientConfig, HttpGalleryClient, MAX_ATTEMPTS};
 pub use error::CloudError;
-pub use session::Credentials;
+pub use session::{CredentialSource, Credentials, Secret};
 
 use crate::model::{Album, AlbumId, Item, ItemId};
 

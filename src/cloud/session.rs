@@ -1,22 +1,38 @@
-//! The session: one `serviceToken` shared by every request, minted from the stored
-//! `userId` + `passToken` by the three-GET exchange of spec §2.2.
+//! The session: one `serviceToken` shared by every request, kept alive for as long as the
+//! account allows, and a clear verdict when it cannot be.
 //!
-//! - **Single-flight.** Any number of requests that see HTTP 401 with the same token cause
-//!   one exchange: a refresh carries the generation of the token that failed, and a caller
-//!   that finds a newer generation once it holds the refresh lock uses it instead.
-//! - **Ahead of expiry.** A token older than `refresh_every` (10 minutes, as the spec's
-//!   longest-running tool does) is replaced before use.
-//! - **Dead passToken.** An exchange whose `/sts` answer sets no `serviceToken` is the
-//!   service's "passToken invalid" signal (spec §2.1); it becomes
-//!   `CloudError::PassTokenRejected`, which tells the user how to fix it.
+//! Two kinds of credentials (spec §2):
+//! - **passToken** (`userId` + `passToken`, from any login): a `serviceToken` is minted by the
+//!   three-GET exchange of spec §2.2 when there is none, when it is older than
+//!   `refresh_every` (10 minutes, as the longest-running public tool does), and on HTTP 401.
+//! - **pasted cookie** (`userId` + `serviceToken` from a browser): it cannot be re-minted, so
+//!   it is renewed with the AutoRenewal endpoint (spec §2.6) every `refresh_every / 5`
+//!   (2 minutes by default, inside the 120–300 s the public tools use) and on HTTP 401; the
+//!   renewed token is handed to the [`CredentialSource`] so that a restart resumes with it.
+//!
+//! Rules:
+//! - **Single-flight.** Any number of requests that see HTTP 401 with the same token cause one
+//!   refresh: a refresh carries the generation of the token that failed, and a caller that
+//!   finds a newer generation once it holds the refresh lock uses it instead. Under a 3 s
+//!   token lifetime and 8 parallel readers this is one exchange per expiry (tested).
+//! - **Ahead of expiry, softly.** When an age-based refresh fails for a transient reason
+//!   (network), the old token is used while it still works.
+//! - **Dead session.** An exchange whose `/sts` answer sets no `serviceToken` (the service's
+//!   "passToken invalid" signal, spec §2.1), or a pasted cookie whose renewal is refused, make
+//!   the session *dead*. A dead session answers at once with the error that says what to do
+//!   (no network traffic), and looks for new credentials through the [`CredentialSource`] (a
+//!   running mount re-reads its account file) at most once a second; a new `micloudfs login`
+//!   therefore revives it without a remount. Every 60 s it also tries the old credentials
+//!   once more.
 //! - **Credential hygiene.** The passToken is only ever sent to the passport host
 //!   (`account.xiaomi.com`) or to the configured API host itself (the emulator plays both);
-//!   tokens never enter a log line.
+//!   cookie headers are marked sensitive; tokens never enter a log line.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{HeaderValue, COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
@@ -24,23 +40,60 @@ use url::Url;
 use super::error::CloudError;
 use super::wire::{Envelope, LoginData};
 
-/// The long-lived account credentials (spec §2.1).
-#[derive(Clone)]
+/// What the account holds besides its `userId`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The long-lived passport token (spec §2.1).
+    PassToken(String),
+    /// A pasted i.mi.com `serviceToken` (spec §2.6).
+    ServiceToken(String),
+}
+
+/// The account credentials.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub user_id: String,
-    pub pass_token: String,
+    pub secret: Secret,
+}
+
+impl Credentials {
+    pub fn pass_token(user_id: &str, pass_token: &str) -> Self {
+        Credentials {
+            user_id: user_id.to_string(),
+            secret: Secret::PassToken(pass_token.to_string()),
+        }
+    }
+
+    pub fn cookie(user_id: &str, service_token: &str) -> Self {
+        Credentials {
+            user_id: user_id.to_string(),
+            secret: Secret::ServiceToken(service_token.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.secret {
+            Secret::PassToken(_) => "passToken",
+            Secret::ServiceToken(_) => "serviceToken",
+        };
         f.debug_struct("Credentials")
             .field("user_id", &self.user_id)
-            .field("pass_token", &"<redacted>")
+            .field(kind, &"<redacted>")
             .finish()
     }
 }
 
-/// A minted `serviceToken`.
+/// Where a long-running session finds newer credentials, and keeps renewed ones.
+pub trait CredentialSource: Send + Sync {
+    /// The credentials as stored now (`None`: there are none).
+    fn reload(&self) -> Option<Credentials>;
+    /// A pasted cookie was renewed: keep the new token.
+    fn renewed(&self, _credentials: &Credentials) {}
+}
+
+/// A `serviceToken` in use.
 #[derive(Clone)]
 pub(crate) struct Token {
     pub value: String,
@@ -48,14 +101,45 @@ pub(crate) struct Token {
     obtained: Instant,
 }
 
+/// Why a session is dead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Death {
+    PassTokenRejected,
+    CookieExpired,
+}
+
+impl Death {
+    fn error(self) -> CloudError {
+        match self {
+            Death::PassTokenRejected => CloudError::PassTokenRejected,
+            Death::CookieExpired => CloudError::CookieExpired,
+        }
+    }
+}
+
+struct Dead {
+    death: Death,
+    since: Instant,
+    last_look: Instant,
+}
+
+/// Look for new credentials at most this often while dead.
+const RELOAD_EVERY: Duration = Duration::from_secs(1);
+/// Try the old credentials again this long after they failed.
+const RETRY_DEAD_AFTER: Duration = Duration::from_secs(60);
+
 pub(crate) struct Session {
     http: reqwest::Client,
     base: Url,
-    creds: Credentials,
     refresh_every: Duration,
+    creds: RwLock<Credentials>,
     current: RwLock<Option<Token>>,
+    dead: std::sync::Mutex<Option<Dead>>,
     refresh_lock: Mutex<()>,
+    generations: AtomicU64,
     exchanges: AtomicU64,
+    renewals: AtomicU64,
+    source: Option<Arc<dyn CredentialSource>>,
 }
 
 const PASSPORT_HOST: &str = "account.xiaomi.com";
@@ -66,35 +150,87 @@ impl Session {
         base: Url,
         creds: Credentials,
         refresh_every: Duration,
+        source: Option<Arc<dyn CredentialSource>>,
     ) -> Self {
+        // A pasted cookie is usable as it is, until its first renewal.
+        let current = match &creds.secret {
+            Secret::ServiceToken(t) => Some(Token {
+                value: t.clone(),
+                generation: 0,
+                obtained: Instant::now(),
+            }),
+            Secret::PassToken(_) => None,
+        };
         Session {
             http,
             base,
-            creds,
             refresh_every,
-            current: RwLock::new(None),
+            creds: RwLock::new(creds),
+            current: RwLock::new(current),
+            dead: std::sync::Mutex::new(None),
             refresh_lock: Mutex::new(()),
+            generations: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
+            renewals: AtomicU64::new(0),
+            source,
         }
     }
 
-    pub fn user_id(&self) -> &str {
-        &self.creds.user_id
+    pub async fn user_id(&self) -> String {
+        self.creds.read().await.user_id.clone()
     }
 
-    /// How many exchanges this session has made.
+    /// How many passToken exchanges this session has made.
     pub fn exchanges(&self) -> u64 {
         self.exchanges.load(Ordering::Relaxed)
     }
 
+    /// How many AutoRenewal calls renewed a pasted cookie.
+    pub fn renewals(&self) -> u64 {
+        self.renewals.load(Ordering::Relaxed)
+    }
+
+    /// The credentials in use now (a pasted cookie with its latest renewal).
+    pub async fn current_credentials(&self) -> Credentials {
+        let creds = self.creds.read().await.clone();
+        match (&creds.secret, &*self.current.read().await) {
+            (Secret::ServiceToken(_), Some(t)) => Credentials::cookie(&creds.user_id, &t.value),
+            _ => creds,
+        }
+    }
+
+    /// Whether the session is dead (credentials refused) right now.
+    pub fn is_dead(&self) -> bool {
+        self.dead.lock().map(|d| d.is_some()).unwrap_or(false)
+    }
+
+    /// How old a token may get before it is replaced (pasted cookies: renewed 5× as often).
+    async fn max_age(&self) -> Duration {
+        match self.creds.read().await.secret {
+            Secret::PassToken(_) => self.refresh_every,
+            Secret::ServiceToken(_) => self.refresh_every / 5,
+        }
+    }
+
     /// A usable token: the current one, or a fresh one if there is none or it is old.
     pub async fn token(&self) -> Result<Token, CloudError> {
-        let stale = match &*self.current.read().await {
-            Some(t) if t.obtained.elapsed() < self.refresh_every => return Ok(t.clone()),
-            Some(t) => Some(t.generation),
-            None => None,
+        let max_age = self.max_age().await;
+        let (stale, old) = match &*self.current.read().await {
+            Some(t) if t.obtained.elapsed() < max_age && !self.is_dead() => return Ok(t.clone()),
+            Some(t) => (Some(t.generation), Some(t.clone())),
+            None => (None, None),
         };
-        self.refresh(stale).await
+        match self.refresh(stale).await {
+            Err(e) if e.is_transient() && !self.is_dead() => match old {
+                // The refresh ahead of expiry failed for now: the old token may still work.
+                Some(t) => {
+                    tracing::warn!(error = %e, "cannot refresh the session yet; using the current one");
+                    Ok(t)
+                }
+                None => Err(e),
+            },
+            other => other,
+        }
     }
 
     /// Called when `failed` met HTTP 401: replaces it, once for all concurrent callers.
@@ -104,26 +240,159 @@ impl Session {
 
     async fn refresh(&self, stale: Option<u64>) -> Result<Token, CloudError> {
         let _guard = self.refresh_lock.lock().await;
+        self.revive_if_possible().await?;
+        let max_age = self.max_age().await;
         if let Some(t) = &*self.current.read().await {
             let newer = stale.is_none_or(|g| t.generation > g);
-            if newer && t.obtained.elapsed() < self.refresh_every {
+            if newer && t.obtained.elapsed() < max_age {
                 return Ok(t.clone());
             }
         }
-        let value = self.exchange().await?;
-        let generation = self.exchanges.fetch_add(1, Ordering::Relaxed) + 1;
+        let creds = self.creds.read().await.clone();
+        let current = self.current.read().await.clone();
+        let minted = match &creds.secret {
+            Secret::PassToken(pt) => self.exchange(&creds.user_id, pt).await,
+            Secret::ServiceToken(pasted) => {
+                let value = current.map(|t| t.value).unwrap_or_else(|| pasted.clone());
+                self.renew(&creds.user_id, &value).await
+            }
+        };
+        let value = match minted {
+            Ok(v) => v,
+            Err(e) => {
+                let death = match e {
+                    CloudError::PassTokenRejected => Some(Death::PassTokenRejected),
+                    CloudError::CookieExpired => Some(Death::CookieExpired),
+                    _ => None,
+                };
+                if let Some(death) = death {
+                    self.die(death);
+                }
+                return Err(e);
+            }
+        };
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
         let token = Token {
-            value,
+            value: value.clone(),
             generation,
             obtained: Instant::now(),
         };
         *self.current.write().await = Some(token.clone());
-        tracing::info!(generation, "minted a new serviceToken");
+        if let (Secret::ServiceToken(_), Some(source)) = (&creds.secret, &self.source) {
+            source.renewed(&Credentials::cookie(&creds.user_id, &value));
+        }
+        tracing::info!(generation, "the session has a new serviceToken");
         Ok(token)
     }
 
+    fn die(&self, death: Death) {
+        let Ok(mut dead) = self.dead.lock() else {
+            return;
+        };
+        if dead.is_none() {
+            tracing::error!(
+                "the session ended: {}. Files already cached stay readable; others fail \
+                 with an I/O error until you run `micloudfs login` again (the mount picks the new \
+                 login up by itself)",
+                death.error()
+            );
+        }
+        let now = Instant::now();
+        *dead = Some(Dead {
+            death,
+            since: now,
+            last_look: now,
+        });
+    }
+
+    /// While dead: new credentials revive the session; else the death's error, at once.
+    async fn revive_if_possible(&self) -> Result<(), CloudError> {
+        let (death, look, retry) = {
+            let Ok(mut guard) = self.dead.lock() else {
+                return Ok(());
+            };
+            let Some(dead) = guard.as_mut() else {
+                return Ok(());
+            };
+            let look = dead.last_look.elapsed() >= RELOAD_EVERY;
+            if look {
+                dead.last_look = Instant::now();
+            }
+            (dead.death, look, dead.since.elapsed() >= RETRY_DEAD_AFTER)
+        };
+        if look {
+            if let Some(fresh) = self.source.as_ref().and_then(|s| s.reload()) {
+                let mut creds = self.creds.write().await;
+                if *creds != fresh {
+                    tracing::info!(user = %fresh.user_id, "new credentials were stored; resuming the session");
+                    let pasted = match &fresh.secret {
+                        Secret::ServiceToken(t) => Some(t.clone()),
+                        Secret::PassToken(_) => None,
+                    };
+                    *creds = fresh;
+                    let generation = self.generations.fetch_add(1, Ordering::Relaxed) + 1;
+                    *self.current.write().await = pasted.map(|value| Token {
+                        value,
+                        generation,
+                        obtained: Instant::now(),
+                    });
+                    if let Ok(mut d) = self.dead.lock() {
+                        *d = None;
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        if retry {
+            if let Ok(mut d) = self.dead.lock() {
+                *d = None;
+            }
+            return Ok(());
+        }
+        Err(death.error())
+    }
+
+    /// AutoRenewal (spec §2.6) of a pasted cookie. Returns the serviceToken to use next.
+    async fn renew(&self, user_id: &str, token: &str) -> Result<String, CloudError> {
+        let what = "the renewal of the pasted cookie";
+        let mut url = self.base.join("status/lite/setting").map_err(config_err)?;
+        url.query_pairs_mut()
+            .append_pair("type", "AutoRenewal")
+            .append_pair("inactiveTime", "10")
+            .append_pair("ts", &now_ms().to_string());
+        let resp = self
+            .http
+            .get(url)
+            .header(
+                COOKIE,
+                sensitive(format!("userId={user_id}; serviceToken={token}"))?,
+            )
+            .send()
+            .await
+            .map_err(|e| transient(what, e))?;
+        let status = resp.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(CloudError::CookieExpired);
+        }
+        if !status.is_success() {
+            return Err(transient(what, format!("HTTP {status}")));
+        }
+        let fresh = set_cookie(resp.headers(), "serviceToken");
+        let body = resp.text().await.map_err(|e| transient(what, e))?;
+        let env: Envelope = serde_json::from_str(&body).map_err(|e| malformed(what, e))?;
+        if env.result.as_deref() != Some("ok") {
+            return Err(transient(
+                what,
+                format!("answer {:?}", env.result.unwrap_or_default()),
+            ));
+        }
+        self.renewals.fetch_add(1, Ordering::Relaxed);
+        // No new cookie means "no need to renew": the current one stays good.
+        Ok(fresh.unwrap_or_else(|| token.to_string()))
+    }
+
     /// The three GETs of spec §2.2. Returns the `serviceToken` value.
-    async fn exchange(&self) -> Result<String, CloudError> {
+    async fn exchange(&self, user_id: &str, pass_token: &str) -> Result<String, CloudError> {
         let device_id = format!("wb_{}", hex::encode(rand::random::<[u8; 16]>()));
         let what = "the passToken exchange";
 
@@ -154,14 +423,11 @@ impl Session {
         self.check_passport_host(&login_url)?;
 
         // 2. The passport: a valid passToken earns a 302 to the STS callback.
-        let cookie = format!(
-            "userId={}; deviceId={}; passToken={}",
-            self.creds.user_id, device_id, self.creds.pass_token
-        );
+        let cookie = format!("userId={user_id}; deviceId={device_id}; passToken={pass_token}");
         let resp = self
             .http
             .get(login_url.clone())
-            .header(COOKIE, &cookie)
+            .header(COOKIE, sensitive(cookie)?)
             .send()
             .await
             .map_err(|e| transient(what, e))?;
@@ -181,7 +447,7 @@ impl Session {
             .get(sts)
             .header(
                 COOKIE,
-                format!("userId={}; deviceId={}", self.creds.user_id, device_id),
+                sensitive(format!("userId={user_id}; deviceId={device_id}"))?,
             )
             .send()
             .await
@@ -192,16 +458,8 @@ impl Session {
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(CloudError::PassTokenRejected);
         }
-        resp.headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| {
-                let (name, rest) = c.split_once('=')?;
-                let value = rest.split(';').next()?.trim();
-                (name.trim() == "serviceToken" && !value.is_empty()).then(|| value.to_string())
-            })
-            .ok_or(CloudError::PassTokenRejected)
+        self.exchanges.fetch_add(1, Ordering::Relaxed);
+        set_cookie(resp.headers(), "serviceToken").ok_or(CloudError::PassTokenRejected)
     }
 
     /// The passToken goes to the passport or to the configured host, nowhere else.
@@ -220,6 +478,32 @@ impl Session {
             })
         }
     }
+}
+
+/// The value of the first non-empty `Set-Cookie: <name>=...`.
+fn set_cookie(headers: &reqwest::header::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| {
+            let (n, rest) = c.split_once('=')?;
+            let value = rest.split(';').next()?.trim();
+            (n.trim() == name && !value.is_empty()).then(|| value.to_string())
+        })
+}
+
+/// A `Cookie` header value that HTTP libraries must never log or index.
+pub(crate) fn sensitive(value: String) -> Result<HeaderValue, CloudError> {
+    let mut v = HeaderValue::from_str(&value).map_err(|_| {
+        CloudError::Config(
+            "the stored credentials contain characters a cookie cannot carry; run `micloudfs \
+             login` again"
+                .into(),
+        )
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
 }
 
 pub(crate) fn now_ms() -> i64 {

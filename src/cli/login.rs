@@ -1,0 +1,255 @@
+//! `micloudfs login`: every way in ends with the same three checks and one stored file.
+//!
+//! 1. The way in yields credentials: `--user-id` + `--pass-token` as given; `--cookie` parsed
+//!    (a pasted account.xiaomi.com cookie with a `passToken` counts as a passToken login);
+//!    password and QR logins through [`crate::passport`], which yield a passToken.
+//! 2. They are proven: a serviceToken is minted (or the pasted cookie renewed), the first album
+//!    page is read (which reveals second validation and end-to-end encryption), and the profile
+//!    gives the nickname shown in the confirmation.
+//! 3. Only then is the account stored (mode 0600): `userId` + `passToken` or the cookie, its
+//!    region and host. A failed login stores nothing and leaves the previous login in place.
+//!
+//! Questions are asked only when stdin is a terminal and `--no-input` is not given; otherwise
+//! whatever is missing is an error that says which flag supplies it.
+
+use std::io::{BufRead, IsTerminal};
+
+use super::LoginArgs;
+use crate::account::{self, passport_base_for, Account, AccountStore, Region};
+use crate::cloud::{ClientConfig, Credentials, HttpGalleryClient, Secret};
+
+/// How the user chose to log in.
+enum Way {
+    PassToken { user_id: String, pass_token: String },
+    Cookie(String),
+    Qr,
+    Password { user: Option<String>, stdin: bool },
+}
+
+pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
+    let config_dir = account::config_dir(args.config.config_dir.clone())?;
+    let store = AccountStore::open(&config_dir)?;
+    if let Some(name) = &args.account {
+        account::check_name(name)?;
+    }
+    let previous = match &args.account {
+        Some(name) => store.load(name)?,
+        None => None,
+    };
+    let (region, api_base) = match (args.region, &args.api_base) {
+        (region, Some(base)) => (region.or(Region::of_api_base(base)), base.clone()),
+        (Some(r), None) => (Some(r), r.api_base().to_string()),
+        (None, None) => match &previous {
+            Some(p) => (p.region, p.api_base.clone()),
+            None => (Some(Region::Cn), Region::Cn.api_base().to_string()),
+        },
+    };
+    let interactive = !args.no_input && !args.password_stdin && std::io::stdin().is_terminal();
+    let way = way(&args)?;
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start: {e}"))?;
+    let credentials = match way {
+        Way::PassToken {
+            user_id,
+            pass_token,
+        } => Credentials::pass_token(&check_user_id(&user_id)?, &check_token(&pass_token)?),
+        Way::Cookie(text) => parse_cookie(&text)?,
+        Way::Qr => rt.block_on(super::interactive::qr(
+            &store,
+            &api_base,
+            region,
+            interactive,
+        ))?,
+        Way::Password { user, stdin } => {
+            let password = if stdin {
+                Some(read_password_line()?)
+            } else {
+                None
+            };
+            rt.block_on(super::interactive::password(
+                &store,
+                &api_base,
+                region,
+                interactive,
+                user,
+                password,
+            ))?
+        }
+    };
+
+    let client = HttpGalleryClient::new(ClientConfig::new(&api_base, credentials.clone()))
+        .map_err(|e| e.to_string())?;
+    let checked = rt.block_on(async {
+        client.check_credentials().await?;
+        client.check_gallery().await?;
+        let info = client.account_info().await.ok();
+        Ok::<_, crate::cloud::CloudError>((client.current_credentials().await, info))
+    });
+    let (credentials, info) = checked.map_err(|e| format!("login failed: {e}"))?;
+
+    let name = match args.account {
+        Some(name) => name,
+        None => store.name_for(&credentials.user_id)?,
+    };
+    let (pass_token, service_token) = match &credentials.secret {
+        Secret::PassToken(t) => (Some(t.clone()), None),
+        Secret::ServiceToken(t) => (None, Some(t.clone())),
+    };
+    let stored = Account {
+        name: name.clone(),
+        user_id: credentials.user_id.clone(),
+        region,
+        api_base,
+        pass_token,
+        service_token,
+    };
+    let path = store.save(&stored)?;
+    let who = match info.map(|i| i.nickname).filter(|n| !n.is_empty()) {
+        Some(nick) => format!("{nick} (user id {})", stored.user_id),
+        None => format!("user id {}", stored.user_id),
+    };
+    println!(
+        "Logged in as {who}, region {}. Stored as account {name:?} in {} (mode 0600).",
+        stored.region_label(),
+        path.display()
+    );
+    Ok(())
+}
+
+fn way(args: &LoginArgs) -> Result<Way, String> {
+    if let (Some(user_id), Some(pass_token)) = (&args.user_id, &args.pass_token) {
+        return Ok(Way::PassToken {
+            user_id: user_id.clone(),
+            pass_token: pass_token.clone(),
+        });
+    }
+    if let Some(cookie) = &args.cookie {
+        return Ok(Way::Cookie(cookie.clone()));
+    }
+    if args.qr {
+        return Ok(Way::Qr);
+    }
+    Ok(Way::Password {
+        user: args.user.clone(),
+        stdin: args.password_stdin,
+    })
+}
+
+fn check_user_id(raw: &str) -> Result<String, String> {
+    let user_id = raw.trim().to_string();
+    if user_id.is_empty() || !user_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "--user-id {raw:?} is not an account id: it is the number in the userId cookie of \
+             account.xiaomi.com"
+        ));
+    }
+    Ok(user_id)
+}
+
+fn check_token(raw: &str) -> Result<String, String> {
+    let token = raw.trim().trim_matches('"').to_string();
+    if token.is_empty() {
+        return Err("--pass-token is empty: copy the passToken cookie of account.xiaomi.com".into());
+    }
+    if token.chars().any(|c| c.is_control() || c == ';' || c == ' ') {
+        return Err(
+            "--pass-token holds spaces, ';' or control characters: copy only the value of the \
+             passToken cookie of account.xiaomi.com"
+                .into(),
+        );
+    }
+    Ok(token)
+}
+
+/// `userId=...; serviceToken=...` (any other cookies are ignored; values may be quoted). A
+/// pasted account.xiaomi.com cookie with a `passToken` is a passToken login.
+pub(crate) fn parse_cookie(text: &str) -> Result<Credentials, String> {
+    let text = text.trim().trim_start_matches("Cookie:").trim();
+    let mut user_id = None;
+    let mut service_token = None;
+    let mut pass_token = None;
+    for pair in text.split(';') {
+        let Some((k, v)) = pair.split_once('=') else {
+            continue;
+        };
+        let v = v.trim().trim_matches('"').to_string();
+        match k.trim() {
+            "userId" => user_id = Some(v),
+            "serviceToken" => service_token = Some(v),
+            "passToken" => pass_token = Some(v),
+            _ => {}
+        }
+    }
+    let user_id = user_id.filter(|u| !u.is_empty()).ok_or(
+        "the cookie has no userId=...: copy the whole Cookie header of a request to i.mi.com \
+         (browser developer tools, Network tab)",
+    )?;
+    let user_id = check_user_id(&user_id).map_err(|_| {
+        "the cookie's userId is not a number: copy the whole Cookie header of a request to \
+         i.mi.com"
+            .to_string()
+    })?;
+    if let Some(pt) = pass_token.filter(|p| !p.is_empty()) {
+        return Ok(Credentials::pass_token(&user_id, &check_token(&pt)?));
+    }
+    let token = service_token.filter(|t| !t.is_empty()).ok_or(
+        "the cookie has no serviceToken=...: copy the Cookie header of a request to i.mi.com \
+         made after logging in (or use --user-id and --pass-token)",
+    )?;
+    if token.chars().any(|c| c.is_control() || c == ' ') {
+        return Err("the cookie's serviceToken holds spaces or control characters; copy it again".into());
+    }
+    Ok(Credentials::cookie(&user_id, &token))
+}
+
+/// The first line of stdin, for `--password-stdin`.
+fn read_password_line() -> Result<String, String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = line.trim_end_matches(['\r', '\n']).to_string();
+    if password.is_empty() {
+        return Err(
+            "--password-stdin read an empty line: pipe the password in, e.g. \
+             `micloudfs login --user ID --password-stdin < file`"
+                .into(),
+        );
+    }
+    Ok(password)
+}
+
+/// The passport host for a login through `api_base`.
+pub(crate) fn passport_base(api_base: &str) -> String {
+    passport_base_for(api_base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_parsed_like_a_browser_pastes_them() {
+        let c = parse_cookie("Cookie: uLocale=en; userId=42; serviceToken=\"a/b+c=\"; x=1").unwrap();
+        assert_eq!(c, Credentials::cookie("42", "a/b+c="));
+        let c = parse_cookie("userId=42; passToken=V1:abc; deviceId=wb_1").unwrap();
+        assert_eq!(c, Credentials::pass_token("42", "V1:abc"));
+        assert!(parse_cookie("serviceToken=x").unwrap_err().contains("userId"));
+        assert!(parse_cookie("userId=42").unwrap_err().contains("serviceToken"));
+        assert!(parse_cookie("userId=abc; serviceToken=x")
+            .unwrap_err()
+            .contains("not a number"));
+    }
+
+    #[test]
+    fn tokens_are_checked() {
+        assert_eq!(check_token(" \"V1:x\" ").unwrap(), "V1:x");
+        assert!(check_token("").is_err());
+        assert!(check_token("a; b").is_err());
+        assert!(check_user_id("12a").is_err());
+    }
+}
