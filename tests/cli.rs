@@ -90,12 +90,12 @@ fn login_stores_a_private_account_and_refuses_a_bad_pass_token() {
         "{err}"
     );
     assert!(
-        !cfg.join("account.json").exists(),
+        !cfg.join("accounts").exists(),
         "a refused account was stored"
     );
 
     run_ok(&mut login_command(&sim, "V1:sim-pass-token", &cfg));
-    let mode = std::fs::metadata(cfg.join("account.json"))
+    let mode = std::fs::metadata(cfg.join("accounts/1234567890.json"))
         .unwrap()
         .permissions()
         .mode();
