@@ -11,5 +11,6 @@ pub mod cloud;
 pub mod content;
 pub mod fs;
 pub mod model;
+pub mod passport;
 pub mod sim;
 pub mod view;
