@@ -86,7 +86,10 @@ impl std::fmt::Debug for Account {
             .field("user_id", &self.user_id)
             .field("region", &self.region)
             .field("api_base", &self.api_base)
-            .field("pass_token", &self.pass_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "pass_token",
+                &self.pass_token.as_ref().map(|_| "<redacted>"),
+            )
             .field(
                 "service_token",
                 &self.service_token.as_ref().map(|_| "<redacted>"),

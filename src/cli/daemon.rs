@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session};
 
-use crate::account::{Account, AccountStore, StoredCredentials};
 use super::mount::report;
+use crate::account::{Account, AccountStore, StoredCredentials};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};
 use crate::content::{ContentCache, ContentConfig};
@@ -83,12 +83,7 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
             // A dead session re-reads this account's file: a new login revives the mount.
             let source: Arc<dyn CredentialSource> =
                 Arc::new(StoredCredentials::new(store.clone(), &account.name));
-            (
-                api_base.clone(),
-                account.credentials()?,
-                None,
-                Some(source),
-            )
+            (api_base.clone(), account.credentials()?, None, Some(source))
         }
         Source::Demo => {
             let handle = rt

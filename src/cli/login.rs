@@ -152,9 +152,14 @@ fn check_user_id(raw: &str) -> Result<String, String> {
 fn check_token(raw: &str) -> Result<String, String> {
     let token = raw.trim().trim_matches('"').to_string();
     if token.is_empty() {
-        return Err("--pass-token is empty: copy the passToken cookie of account.xiaomi.com".into());
+        return Err(
+            "--pass-token is empty: copy the passToken cookie of account.xiaomi.com".into(),
+        );
     }
-    if token.chars().any(|c| c.is_control() || c == ';' || c == ' ') {
+    if token
+        .chars()
+        .any(|c| c.is_control() || c == ';' || c == ' ')
+    {
         return Err(
             "--pass-token holds spaces, ';' or control characters: copy only the value of the \
              passToken cookie of account.xiaomi.com"
@@ -200,7 +205,9 @@ pub(crate) fn parse_cookie(text: &str) -> Result<Credentials, String> {
          made after logging in (or use --user-id and --pass-token)",
     )?;
     if token.chars().any(|c| c.is_control() || c == ' ') {
-        return Err("the cookie's serviceToken holds spaces or control characters; copy it again".into());
+        return Err(
+            "the cookie's serviceToken holds spaces or control characters; copy it again".into(),
+        );
     }
     Ok(Credentials::cookie(&user_id, &token))
 }
@@ -234,12 +241,17 @@ mod tests {
 
     #[test]
     fn cookies_are_parsed_like_a_browser_pastes_them() {
-        let c = parse_cookie("Cookie: uLocale=en; userId=42; serviceToken=\"a/b+c=\"; x=1").unwrap();
+        let c =
+            parse_cookie("Cookie: uLocale=en; userId=42; serviceToken=\"a/b+c=\"; x=1").unwrap();
         assert_eq!(c, Credentials::cookie("42", "a/b+c="));
         let c = parse_cookie("userId=42; passToken=V1:abc; deviceId=wb_1").unwrap();
         assert_eq!(c, Credentials::pass_token("42", "V1:abc"));
-        assert!(parse_cookie("serviceToken=x").unwrap_err().contains("userId"));
-        assert!(parse_cookie("userId=42").unwrap_err().contains("serviceToken"));
+        assert!(parse_cookie("serviceToken=x")
+            .unwrap_err()
+            .contains("userId"));
+        assert!(parse_cookie("userId=42")
+            .unwrap_err()
+            .contains("serviceToken"));
         assert!(parse_cookie("userId=abc; serviceToken=x")
             .unwrap_err()
             .contains("not a number"));

@@ -76,7 +76,12 @@ pub(crate) struct LoginArgs {
     )]
     pub pass_token: Option<String>,
     /// A cookie pasted from a browser on i.mi.com: "userId=...; serviceToken=...".
-    #[arg(long, value_name = "COOKIE", env = "MICLOUDFS_COOKIE", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "COOKIE",
+        env = "MICLOUDFS_COOKIE",
+        hide_env_values = true
+    )]
     pub cookie: Option<String>,
     /// Log in by scanning a QR code with the Xiaomi app (drawn here and saved as a PNG).
     #[arg(long)]

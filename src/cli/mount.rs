@@ -12,9 +12,9 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::account::{self, AccountStore};
 use super::daemon::{self, DaemonPlan, Source};
 use super::MountArgs;
+use crate::account::{self, AccountStore};
 use crate::view::DateZone;
 
 pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
