@@ -184,6 +184,22 @@ impl HttpGalleryClient {
         })
     }
 
+    /// Keeps a pasted-cookie session renewed while nothing else uses it; runs until the
+    /// runtime ends. A passToken session needs nothing (it is minted again on demand), but
+    /// the account may turn into a cookie one by a new login, so it is looked at every minute.
+    pub async fn keep_alive(&self) {
+        loop {
+            let Some(every) = self.session.renew_every().await else {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                continue;
+            };
+            tokio::time::sleep(every / 2).await;
+            if let Err(e) = self.session.token().await {
+                tracing::debug!(error = %e, "keep-alive renewal failed");
+            }
+        }
+    }
+
     /// How many passToken exchanges this client has made.
     pub fn token_exchanges(&self) -> u64 {
         self.session.exchanges()

@@ -204,6 +204,14 @@ impl Session {
         self.dead.lock().map(|d| d.is_some()).unwrap_or(false)
     }
 
+    /// For a pasted cookie, how often it is renewed; `None` for a passToken session.
+    pub async fn renew_every(&self) -> Option<Duration> {
+        match self.creds.read().await.secret {
+            Secret::PassToken(_) => None,
+            Secret::ServiceToken(_) => Some(self.max_age().await),
+        }
+    }
+
     /// How old a token may get before it is replaced (pasted cookies: renewed 5× as often).
     async fn max_age(&self) -> Duration {
         match self.creds.read().await.secret {
