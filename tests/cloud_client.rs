@@ -233,3 +233,169 @@ async fn the_pass_token_never_goes_to_a_foreign_host() {
     );
     assert_eq!(foreign_hits.load(Ordering::SeqCst), 0);
 }
+
+fn with_accounts(specs: &[&str]) -> SimConfig {
+    let mut config = SimConfig {
+        items: 12,
+        ..SimConfig::default()
+    };
+    config.accounts.accounts = specs.iter().map(|s| s.parse().unwrap()).collect();
+    config
+}
+
+fn client_with(base: &str, creds: Credentials, refresh: Duration) -> HttpGalleryClient {
+    HttpGalleryClient::new(ClientConfig {
+        token_refresh: refresh,
+        ..ClientConfig::new(base, creds)
+    })
+    .expect("client")
+}
+
+/// The `serviceToken` value of a cookie header.
+fn token_of(cookie: &str) -> String {
+    cookie
+        .split("; ")
+        .find_map(|c| c.strip_prefix("serviceToken="))
+        .unwrap()
+        .to_string()
+}
+
+/// A pasted cookie is renewed by AutoRenewal ahead of its expiry, so it outlives its TTL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pasted_cookie_is_kept_alive_by_auto_renewal() {
+    let sim = start(SimConfig {
+        items: 12,
+        token_ttl: Duration::from_secs(2),
+        ..SimConfig::default()
+    })
+    .await;
+    let pasted = token_of(&sim.session_cookie());
+    // Renewed when 1 s old (5 s / 5), well inside the 2 s lifetime.
+    let c = client_with(
+        &sim.base_url(),
+        Credentials::cookie(sim::DEFAULT_USER_ID, &pasted),
+        Duration::from_secs(5),
+    );
+    for _ in 0..5 {
+        c.list_albums().await.expect("the session stays alive");
+        tokio::time::sleep(Duration::from_millis(900)).await;
+    }
+    assert!(c.cookie_renewals() >= 2, "{}", c.cookie_renewals());
+    assert_eq!(
+        sim.stats().token_exchanges,
+        0,
+        "a cookie session never exchanges"
+    );
+    assert!(sim.stats().auto_renewals >= 2);
+    let now = c.current_credentials().await;
+    assert!(
+        matches!(now.secret, micloudfs::cloud::Secret::ServiceToken(ref t) if *t != pasted),
+        "the renewed token is what would be stored"
+    );
+}
+
+/// An expired pasted cookie cannot be renewed: the error says to log in again, and later
+/// calls answer at once without asking the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_pasted_cookie_says_so_and_stops_asking() {
+    let sim = start(SimConfig {
+        items: 12,
+        token_ttl: Duration::from_secs(1),
+        ..SimConfig::default()
+    })
+    .await;
+    let pasted = token_of(&sim.session_cookie());
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let c = client_with(
+        &sim.base_url(),
+        Credentials::cookie(sim::DEFAULT_USER_ID, &pasted),
+        Duration::from_secs(600),
+    );
+    let err = c.list_albums().await.unwrap_err();
+    assert!(matches!(err, CloudError::CookieExpired), "{err}");
+    assert!(err.to_string().contains("micloudfs login"), "{err}");
+    assert!(c.session_dead());
+    let before = sim.stats().requests.values().sum::<u64>();
+    let err = c.list_albums().await.unwrap_err();
+    assert!(matches!(err, CloudError::CookieExpired), "{err}");
+    assert_eq!(sim.stats().requests.values().sum::<u64>(), before);
+}
+
+/// A dead session finds new credentials through its source (a new `micloudfs login`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_session_revives_with_new_credentials() {
+    struct Slot(std::sync::Mutex<Option<Credentials>>);
+    impl micloudfs::cloud::CredentialSource for Slot {
+        fn reload(&self) -> Option<Credentials> {
+            self.0.lock().unwrap().clone()
+        }
+    }
+    let sim = start(SimConfig {
+        items: 12,
+        ..SimConfig::default()
+    })
+    .await;
+    let slot = Arc::new(Slot(std::sync::Mutex::new(None)));
+    let c = HttpGalleryClient::new(ClientConfig {
+        source: Some(slot.clone()),
+        ..ClientConfig::new(&sim.base_url(), creds("V1:revoked"))
+    })
+    .unwrap();
+    let err = c.list_albums().await.unwrap_err();
+    assert!(matches!(err, CloudError::PassTokenRejected), "{err}");
+    assert!(c.session_dead());
+    *slot.0.lock().unwrap() = Some(creds(sim::DEFAULT_PASS_TOKEN));
+    // The source is looked at no more than once a second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(!c.list_albums().await.unwrap().is_empty());
+    assert!(!c.session_dead());
+}
+
+/// Second validation and end-to-end encryption are told apart, each with its fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gallery_refusals_are_diagnosed() {
+    let sim = start(with_accounts(&[
+        "id=222,pass-token=V1:e2ee,e2ee",
+        "id=333,pass-token=V1:second,second-validation",
+    ]))
+    .await;
+    let e2ee = client_with(
+        &sim.base_url(),
+        Credentials::pass_token("222", "V1:e2ee"),
+        Duration::from_secs(600),
+    );
+    let err = e2ee.check_gallery().await.unwrap_err();
+    assert!(matches!(err, CloudError::EndToEndEncrypted), "{err}");
+    assert!(
+        err.to_string().contains("Advanced Data Protection"),
+        "{err}"
+    );
+    let second = client_with(
+        &sim.base_url(),
+        Credentials::pass_token("333", "V1:second"),
+        Duration::from_secs(600),
+    );
+    let err = second.check_gallery().await.unwrap_err();
+    assert!(matches!(err, CloudError::SecondValidation), "{err}");
+    assert!(err.to_string().contains("trust this device"), "{err}");
+}
+
+/// `whoami`'s figures come from the status endpoints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn account_info_reports_nickname_and_gallery_bytes() {
+    let sim = start(SimConfig {
+        items: 12,
+        ..SimConfig::default()
+    })
+    .await;
+    let c = client(&sim.base_url(), sim::DEFAULT_PASS_TOKEN);
+    let info = c.account_info().await.unwrap();
+    assert_eq!(info.nickname, "micloud-sim");
+    let total: u64 = manifest(&sim.base_url())
+        .await
+        .iter()
+        .map(|i| i["size"].as_u64().unwrap())
+        .sum();
+    assert_eq!(info.gallery_bytes, total);
+    assert!(info.quota_bytes >= info.used_bytes && info.used_bytes >= info.gallery_bytes);
+}
