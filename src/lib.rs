@@ -12,5 +12,6 @@ pub mod content;
 pub mod fs;
 pub mod model;
 pub mod passport;
+pub mod private_file;
 pub mod sim;
 pub mod view;

@@ -5,8 +5,6 @@
 //! captcha or a login QR code is a short-lived credential of its own. A missing folder is
 //! created 0700.
 
-use std::io::Write;
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use super::error::LoginError;
@@ -14,22 +12,11 @@ use super::error::LoginError;
 /// Write `bytes` to `dir/name` with mode 0600; the path written.
 pub(crate) fn save_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<PathBuf, LoginError> {
     let path = dir.join(name);
-    let fail = |e: std::io::Error| {
+    crate::private_file::write(&path, bytes).map_err(|e| {
         LoginError::Io(format!(
             "cannot save {} ({e}): check that the folder exists and is writable",
             path.display()
         ))
-    };
-    if !dir.is_dir() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(fail)?;
-    }
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    tmp.persist(&path).map_err(|e| fail(e.error))?;
+    })?;
     Ok(path)
 }
