@@ -138,10 +138,11 @@ impl HttpGalleryClient {
         })
     }
 
-    /// Mints a serviceToken now: proves the credentials work (used by `login`).
+    /// Mints a serviceToken now, or renews a pasted cookie: proves the credentials work (used
+    /// by `login` and `whoami`).
     pub async fn check_credentials(&self) -> Result<(), CloudError> {
         with_retries("the session", || async {
-            self.session.token().await.map(|_| ())
+            self.session.prove().await.map(|_| ())
         })
         .await
     }

@@ -233,6 +233,17 @@ impl Session {
         }
     }
 
+    /// Proves the credentials now: a passToken yields a token as [`Session::token`] does; a
+    /// pasted cookie, whose age nobody knows, is renewed at once (so `login` stores, and
+    /// `whoami` keeps, the freshest token; an expired one is told at once).
+    pub async fn prove(&self) -> Result<Token, CloudError> {
+        if matches!(self.creds.read().await.secret, Secret::PassToken(_)) {
+            return self.token().await;
+        }
+        let generation = self.current.read().await.as_ref().map(|t| t.generation);
+        self.refresh(generation).await
+    }
+
     /// Called when `failed` met HTTP 401: replaces it, once for all concurrent callers.
     pub async fn refresh_after_401(&self, failed: &Token) -> Result<Token, CloudError> {
         self.refresh(Some(failed.generation)).await
