@@ -102,7 +102,7 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         }
     };
 
-    let client: Arc<dyn GalleryApi> = Arc::new(
+    let http = Arc::new(
         HttpGalleryClient::new(ClientConfig {
             request_timeout: plan.io_timeout,
             token_refresh: plan.token_refresh,
@@ -111,6 +111,9 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         })
         .map_err(|e| e.to_string())?,
     );
+    // A pasted cookie must be renewed even while nobody reads.
+    rt.spawn(http.clone().keep_cookie_alive());
+    let client: Arc<dyn GalleryApi> = http;
     let catalog_opts = CatalogOptions {
         include_private: plan.include_private,
     };

@@ -201,6 +201,21 @@ impl HttpGalleryClient {
         self.session.renewals()
     }
 
+    /// Keeps a pasted cookie alive while the mount is idle (spec §2.6): runs forever, looking
+    /// four times per renewal period whether a renewal is due. Cheap otherwise: no request
+    /// unless one is due, nothing at all for passToken sessions.
+    pub async fn keep_cookie_alive(self: Arc<Self>) {
+        let beat = (self.session.renewal_period() / 4).max(Duration::from_millis(100));
+        let mut ticker = tokio::time::interval(beat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.session.keep_alive().await {
+                tracing::warn!(error = %e, "cannot renew the pasted cookie yet");
+            }
+        }
+    }
+
     /// Whether the session is dead (the credentials were refused) right now.
     pub fn session_dead(&self) -> bool {
         self.session.is_dead()

@@ -244,6 +244,23 @@ impl Session {
         self.refresh(generation).await
     }
 
+    /// One beat of an idle mount's keep-alive: a pasted cookie due for renewal is renewed now
+    /// (its session would otherwise lapse while nobody reads); a passToken session, or a dead
+    /// one, needs nothing (a token is minted, or the account file looked at, on the next
+    /// request).
+    pub async fn keep_alive(&self) -> Result<(), CloudError> {
+        let pasted = matches!(self.creds.read().await.secret, Secret::ServiceToken(_));
+        if !pasted || self.is_dead() {
+            return Ok(());
+        }
+        self.token().await.map(|_| ())
+    }
+
+    /// How often a pasted cookie is renewed.
+    pub fn renewal_period(&self) -> Duration {
+        self.refresh_every / 5
+    }
+
     /// Called when `failed` met HTTP 401: replaces it, once for all concurrent callers.
     pub async fn refresh_after_401(&self, failed: &Token) -> Result<Token, CloudError> {
         self.refresh(Some(failed.generation)).await
