@@ -97,7 +97,7 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         }
     };
 
-    let http_client = Arc::new(
+    let http = Arc::new(
         HttpGalleryClient::new(ClientConfig {
             request_timeout: plan.io_timeout,
             token_refresh: plan.token_refresh,
@@ -106,10 +106,9 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         })
         .map_err(|e| e.to_string())?,
     );
-    // A pasted cookie dies if it is not renewed in time, even while the mount sits idle.
-    let keeper = http_client.clone();
-    rt.spawn(async move { keeper.keep_alive().await });
-    let client: Arc<dyn GalleryApi> = http_client;
+    // A pasted cookie must be renewed even while nobody reads.
+    rt.spawn(http.clone().keep_cookie_alive());
+    let client: Arc<dyn GalleryApi> = http;
     let catalog_opts = CatalogOptions {
         include_private: plan.include_private,
     };

@@ -67,13 +67,14 @@ pub(crate) async fn password(
     let cfg = config(store, api_base, region)?;
     let dir = store.login_dir()?;
     let mut p = prompter(interactive);
+    // Without a terminal, `NoPrompter` turns a question into an error naming what is missing
+    // (`login` has already refused that case with the flags to use).
     let user = match user {
         Some(u) => u,
-        None if interactive => p
+        None => p
             .ask_line("Xiaomi account (id, phone with country code, or e-mail): ")
             .await
             .map_err(|e| e.to_string())?,
-        None => return Err(no_way()),
     };
     let user = user.trim().to_string();
     if user.is_empty() {
@@ -81,18 +82,13 @@ pub(crate) async fn password(
     }
     let password = match password {
         Some(pw) => pw,
-        None if interactive => p.ask_secret("Password: ").await.map_err(|e| e.to_string())?,
-        None => return Err(format!("{} (for a password login without a terminal, add --password-stdin and pipe the password in)", no_way())),
+        None => p
+            .ask_secret("Password: ")
+            .await
+            .map_err(|e| e.to_string())?,
     };
     passport::password_login(&cfg, &user, &password, p.as_mut(), &dir)
         .await
         .map(credentials)
         .map_err(|e| format!("login failed: {e}"))
-}
-
-fn no_way() -> String {
-    "nothing to log in with, and no question can be asked (stdin is not a terminal, or \
-     --no-input): pass --user-id ID --pass-token TOKEN, --cookie 'userId=...; serviceToken=...', \
-     --qr, or --user ID --password-stdin"
-        .to_string()
 }

@@ -46,6 +46,11 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
     };
     let interactive = !args.no_input && !args.password_stdin && std::io::stdin().is_terminal();
     let way = way(&args)?;
+    if let Way::Password { user, stdin: false } = &way {
+        if !interactive {
+            return Err(cannot_ask(user.is_some()));
+        }
+    }
 
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -136,6 +141,24 @@ fn way(args: &LoginArgs) -> Result<Way, String> {
         user: args.user.clone(),
         stdin: args.password_stdin,
     })
+}
+
+/// The password login was chosen (no way flag) but nothing can be asked: which flags to use.
+fn cannot_ask(has_user: bool) -> String {
+    let why = "nothing can be asked here (standard input is not a terminal, or --no-input)";
+    if has_user {
+        format!(
+            "login failed: {why}, so the password cannot be typed in: pipe it in with \
+             --password-stdin, or log in with --user-id ID --pass-token TOKEN, \
+             --cookie 'userId=..; serviceToken=..' or --qr"
+        )
+    } else {
+        format!(
+            "login failed: no way to log in was given and {why}. Use one of: \
+             --user-id ID --pass-token TOKEN, --cookie 'userId=..; serviceToken=..', --qr, \
+             or --user ID --password-stdin with the password on standard input"
+        )
+    }
 }
 
 fn check_user_id(raw: &str) -> Result<String, String> {

@@ -138,10 +138,11 @@ impl HttpGalleryClient {
         })
     }
 
-    /// Mints a serviceToken now: proves the credentials work (used by `login`).
+    /// Mints a serviceToken now, or renews a pasted cookie: proves the credentials work (used
+    /// by `login` and `whoami`).
     pub async fn check_credentials(&self) -> Result<(), CloudError> {
         with_retries("the session", || async {
-            self.session.token().await.map(|_| ())
+            self.session.prove().await.map(|_| ())
         })
         .await
     }
@@ -184,22 +185,6 @@ impl HttpGalleryClient {
         })
     }
 
-    /// Keeps a pasted-cookie session renewed while nothing else uses it; runs until the
-    /// runtime ends. A passToken session needs nothing (it is minted again on demand), but
-    /// the account may turn into a cookie one by a new login, so it is looked at every minute.
-    pub async fn keep_alive(&self) {
-        loop {
-            let Some(every) = self.session.renew_every().await else {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                continue;
-            };
-            tokio::time::sleep(every / 2).await;
-            if let Err(e) = self.session.token().await {
-                tracing::debug!(error = %e, "keep-alive renewal failed");
-            }
-        }
-    }
-
     /// How many passToken exchanges this client has made.
     pub fn token_exchanges(&self) -> u64 {
         self.session.exchanges()
@@ -214,6 +199,21 @@ impl HttpGalleryClient {
     /// How many AutoRenewal calls renewed a pasted cookie.
     pub fn cookie_renewals(&self) -> u64 {
         self.session.renewals()
+    }
+
+    /// Keeps a pasted cookie alive while the mount is idle (spec §2.6): runs forever, looking
+    /// four times per renewal period whether a renewal is due. Cheap otherwise: no request
+    /// unless one is due, nothing at all for passToken sessions.
+    pub async fn keep_cookie_alive(self: Arc<Self>) {
+        let beat = (self.session.renewal_period() / 4).max(Duration::from_millis(100));
+        let mut ticker = tokio::time::interval(beat);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            ticker.tick().await;
+            if let Err(e) = self.session.keep_alive().await {
+                tracing::warn!(error = %e, "cannot renew the pasted cookie yet");
+            }
+        }
     }
 
     /// Whether the session is dead (the credentials were refused) right now.

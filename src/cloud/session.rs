@@ -204,14 +204,6 @@ impl Session {
         self.dead.lock().map(|d| d.is_some()).unwrap_or(false)
     }
 
-    /// For a pasted cookie, how often it is renewed; `None` for a passToken session.
-    pub async fn renew_every(&self) -> Option<Duration> {
-        match self.creds.read().await.secret {
-            Secret::PassToken(_) => None,
-            Secret::ServiceToken(_) => Some(self.max_age().await),
-        }
-    }
-
     /// How old a token may get before it is replaced (pasted cookies: renewed 5× as often).
     async fn max_age(&self) -> Duration {
         match self.creds.read().await.secret {
@@ -239,6 +231,34 @@ impl Session {
             },
             other => other,
         }
+    }
+
+    /// Proves the credentials now: a passToken yields a token as [`Session::token`] does; a
+    /// pasted cookie, whose age nobody knows, is renewed at once (so `login` stores, and
+    /// `whoami` keeps, the freshest token; an expired one is told at once).
+    pub async fn prove(&self) -> Result<Token, CloudError> {
+        if matches!(self.creds.read().await.secret, Secret::PassToken(_)) {
+            return self.token().await;
+        }
+        let generation = self.current.read().await.as_ref().map(|t| t.generation);
+        self.refresh(generation).await
+    }
+
+    /// One beat of an idle mount's keep-alive: a pasted cookie due for renewal is renewed now
+    /// (its session would otherwise lapse while nobody reads); a passToken session, or a dead
+    /// one, needs nothing (a token is minted, or the account file looked at, on the next
+    /// request).
+    pub async fn keep_alive(&self) -> Result<(), CloudError> {
+        let pasted = matches!(self.creds.read().await.secret, Secret::ServiceToken(_));
+        if !pasted || self.is_dead() {
+            return Ok(());
+        }
+        self.token().await.map(|_| ())
+    }
+
+    /// How often a pasted cookie is renewed.
+    pub fn renewal_period(&self) -> Duration {
+        self.refresh_every / 5
     }
 
     /// Called when `failed` met HTTP 401: replaces it, once for all concurrent callers.

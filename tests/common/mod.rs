@@ -463,3 +463,230 @@ pub fn daemon_pid(mnt: &Path) -> Option<i32> {
         (is_mount && args.contains(&want)).then_some(pid)
     })
 }
+
+// ---- Accounts and sessions (tests/accounts.rs, tests/session.rs) ----
+
+impl Sim {
+    /// The login chain by raw HTTP, as a browser runs it (`/api/user/login`, the passport's
+    /// `serviceLogin` with the passToken cookie, the `/sts` callback): the `name=value` pairs
+    /// the `/sts` answer sets (empty when the passToken is refused).
+    pub fn login_chain(&self, user_id: &str, pass_token: &str) -> BTreeMap<String, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let login = format!(
+            "{}/api/user/login?ts=1&followUp=%2F&_locale=en_US",
+            self.base_url
+        );
+        block_on(async {
+            let text = client
+                .get(&login)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let login_url = v["data"]["loginUrl"]
+                .as_str()
+                .expect("loginUrl")
+                .to_string();
+            let passport = client
+                .get(&login_url)
+                .header(
+                    reqwest::header::COOKIE,
+                    format!("userId={user_id}; deviceId=wb_test; passToken={pass_token}"),
+                )
+                .send()
+                .await
+                .unwrap();
+            let Some(sts) = passport.headers().get(reqwest::header::LOCATION) else {
+                return BTreeMap::new();
+            };
+            let sts = reqwest::Url::parse(&login_url)
+                .unwrap()
+                .join(sts.to_str().unwrap())
+                .unwrap();
+            let resp = client.get(sts).send().await.unwrap();
+            resp.headers()
+                .get_all(reqwest::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|c| c.split(';').next())
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+    }
+
+    /// A fresh i.mi.com session of the account, as a browser would hold it: the serviceToken
+    /// (a login chain must set one).
+    pub fn fresh_service_token(&self, user_id: &str, pass_token: &str) -> String {
+        let set = self.login_chain(user_id, pass_token);
+        let token = set.get("serviceToken").cloned().unwrap_or_default();
+        assert!(
+            !token.is_empty(),
+            "the login chain set no serviceToken: {set:?}"
+        );
+        token
+    }
+
+    /// POST `body` as is (an account SPEC, or nothing) to the control API; its JSON answer.
+    pub fn post_text(&self, path: &str, body: &str) -> serde_json::Value {
+        let url = format!("{}{}", self.base_url, path);
+        let body = body.to_string();
+        block_on(async {
+            let resp = reqwest::Client::new()
+                .post(&url)
+                .body(body)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert!(resp.status().is_success(), "{url}: HTTP {}", resp.status());
+            let text = resp.text().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{url}: not JSON: {e}: {text}"))
+        })
+    }
+
+    /// Change an account of the emulator at runtime (`POST /_sim/accounts`, a SPEC).
+    pub fn change_account(&self, spec: &str) -> serde_json::Value {
+        self.post_text("/_sim/accounts", spec)
+    }
+
+    /// Every serviceToken of `user_id` dies now; how many did.
+    pub fn expire_sessions(&self, user_id: &str) -> u64 {
+        self.post_text(&format!("/_sim/expire-sessions?account={user_id}"), "")["expired"]
+            .as_u64()
+            .expect("expired")
+    }
+
+    /// A counter of `/_sim/stats` (`token_exchanges`, `auto_renewals`, `unauthorized`, ...).
+    pub fn stat(&self, name: &str) -> u64 {
+        self.stats()[name].as_u64().unwrap_or(0)
+    }
+
+    /// Requests served so far on routes starting with `prefix`, per `/_sim/stats`.
+    pub fn requests_under(&self, prefix: &str) -> u64 {
+        let stats = self.stats();
+        stats["requests"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.starts_with(prefix))
+                    .filter_map(|(_, v)| v.as_u64())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+/// `micloudfs ARGS --config-dir CONFIG` with stdin closed (no terminal: nothing is asked).
+pub fn cli(config: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(MICLOUDFS);
+    cmd.args(args)
+        .arg("--config-dir")
+        .arg(config)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// `micloudfs login --cookie COOKIE --api-base SIM --config-dir CONFIG` plus `extra`.
+pub fn cookie_login_command(sim: &Sim, cookie: &str, config: &Path, extra: &[&str]) -> Command {
+    let mut cmd = cli(
+        config,
+        &["login", "--cookie", cookie, "--api-base", &sim.base_url],
+    );
+    cmd.args(extra);
+    cmd
+}
+
+pub fn stdout_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr_of(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs `cmd`, which must fail with exit code 1; its stderr.
+pub fn run_fails(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{cmd:?} should fail with exit code 1:\nstdout: {}\nstderr: {}",
+        stdout_of(&out),
+        stderr_of(&out)
+    );
+    out
+}
+
+/// Permission bits of `path` (`0o600`, ...).
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// The stored account file `accounts/<name>.json` of a config dir, parsed.
+pub fn stored_account(config: &Path, name: &str) -> serde_json::Value {
+    let path = config.join("accounts").join(format!("{name}.json"));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}: {text}", path.display()))
+}
+
+/// Every path below `root` (directories and files), `root` included.
+pub fn all_paths(root: &Path) -> Vec<PathBuf> {
+    let mut out = vec![root.to_path_buf()];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i].clone();
+        if std::fs::symlink_metadata(&p)
+            .map(|m| m.is_dir())
+            .unwrap_or(false)
+        {
+            for e in std::fs::read_dir(&p).unwrap().flatten() {
+                out.push(e.path());
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+/// `sha1sum` of every regular file under `root` with `parallel` readers at once
+/// (`find | xargs -P`): (sha1, size) of each, sorted, plus the number of files read.
+pub fn parallel_sha1(root: &Path, parallel: usize) -> Vec<(String, u64)> {
+    let out = run_ok(
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "find . -type f ! -name SHA1SUMS -print0 | xargs -0 -P{parallel} -n1 sha1sum"
+            ))
+            .current_dir(root),
+    );
+    let mut got: Vec<(String, u64)> = stdout_of(&out)
+        .lines()
+        .map(|l| {
+            let (sum, rel) = l.split_once("  ").expect("sha1sum line");
+            let size = std::fs::metadata(root.join(rel)).unwrap().len();
+            (sum.to_string(), size)
+        })
+        .collect();
+    got.sort();
+    got
+}
