@@ -316,6 +316,23 @@ fn several_accounts_live_side_by_side() {
     assert_eq!(b["user_id"], "222");
     assert_eq!(b["api_base"], sim.base_url.as_str());
     assert_eq!(stored_account(&config, "a")["user_id"], USER);
+    // Logging in again as 222, naming neither account nor region: the same account name,
+    // and its region and host are remembered.
+    let out = run_ok(&mut cli(
+        &config,
+        &["login", "--user-id", "222", "--pass-token", "V1:b"],
+    ));
+    assert!(
+        stdout_of(&out).contains("region eu."),
+        "{}",
+        stdout_of(&out)
+    );
+    let again = stored_account(&config, "b");
+    assert_eq!(
+        (again["region"].as_str(), again["api_base"].as_str()),
+        (Some("eu"), Some(sim.base_url.as_str()))
+    );
+    assert!(!config.join("accounts/222.json").exists());
 
     // Which one? whoami will not guess.
     let out = run_fails(&mut cli(&config, &["whoami"]));

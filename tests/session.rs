@@ -75,7 +75,10 @@ fn acceptance_eight_parallel_readers_outlast_the_token_with_one_exchange_per_exp
         "{exchanges} exchanges in {took:?} (at most {limit:.1}: one per 3 s expiry)"
     );
     // The premise: the copy outlived the token (no wall-clock bound is asserted).
-    assert!(exchanges >= 2, "the token never expired during the copy ({took:?})");
+    assert!(
+        exchanges >= 2,
+        "the token never expired during the copy ({took:?})"
+    );
     assert!(
         exchanges * 4 <= gallery,
         "{exchanges} exchanges for only {gallery} gallery requests"

@@ -32,10 +32,7 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
     if let Some(name) = &args.account {
         account::check_name(name)?;
     }
-    let previous = match &args.account {
-        Some(name) => store.load(name)?,
-        None => None,
-    };
+    let previous = previous_login(&store, &args)?;
     let (region, api_base) = match (args.region, &args.api_base) {
         (region, Some(base)) => (region.or(Region::of_api_base(base)), base.clone()),
         (Some(r), None) => (Some(r), r.api_base().to_string()),
@@ -122,6 +119,27 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
         path.display()
     );
     Ok(())
+}
+
+/// The stored login this one renews, whose region is remembered when none is given: the
+/// `--account` named, else the stored account of the `--user-id` given, else the only one.
+fn previous_login(store: &AccountStore, args: &LoginArgs) -> Result<Option<Account>, String> {
+    if let Some(name) = &args.account {
+        return store.load(name);
+    }
+    let names = store.names()?;
+    if let Some(user_id) = args.user_id.as_deref().map(str::trim) {
+        for name in &names {
+            if let Some(a) = store.load(name)?.filter(|a| a.user_id == user_id) {
+                return Ok(Some(a));
+            }
+        }
+        return Ok(None);
+    }
+    match names.as_slice() {
+        [only] => store.load(only),
+        _ => Ok(None),
+    }
 }
 
 fn way(args: &LoginArgs) -> Result<Way, String> {
