@@ -20,7 +20,7 @@ fn config(
         api.set_path(&p);
     }
     Ok(PassportConfig {
-        passport_base: parse(&super::login::passport_base(api_base))?,
+        passport_base: parse(&crate::account::passport_base_for(api_base))?,
         api_base: api,
         overseas: region.is_some_and(Region::overseas),
         device_id: store.device_id()?,
@@ -44,7 +44,6 @@ pub(crate) async fn qr(
     store: &AccountStore,
     api_base: &str,
     region: Option<Region>,
-    _interactive: bool,
 ) -> Result<Credentials, String> {
     let cfg = config(store, api_base, region)?;
     let dir = store.login_dir()?;

@@ -15,7 +15,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use super::LoginArgs;
-use crate::account::{self, passport_base_for, Account, AccountStore, Region};
+use crate::account::{self, Account, AccountStore, Region};
 use crate::cloud::{ClientConfig, Credentials, HttpGalleryClient, Secret};
 
 /// How the user chose to log in.
@@ -59,12 +59,7 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
             pass_token,
         } => Credentials::pass_token(&check_user_id(&user_id)?, &check_token(&pass_token)?),
         Way::Cookie(text) => parse_cookie(&text)?,
-        Way::Qr => rt.block_on(super::interactive::qr(
-            &store,
-            &api_base,
-            region,
-            interactive,
-        ))?,
+        Way::Qr => rt.block_on(super::interactive::qr(&store, &api_base, region))?,
         Way::Password { user, stdin } => {
             let password = if stdin {
                 Some(read_password_line()?)
@@ -269,11 +264,6 @@ fn read_password_line() -> Result<String, String> {
         );
     }
     Ok(password)
-}
-
-/// The passport host for a login through `api_base`.
-pub(crate) fn passport_base(api_base: &str) -> String {
-    passport_base_for(api_base)
 }
 
 #[cfg(test)]
