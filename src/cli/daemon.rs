@@ -10,7 +10,7 @@ use super::mount::report;
 use crate::account::{Account, AccountStore, StoredCredentials};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};
-use crate::content::{ContentCache, ContentConfig};
+use crate::content::{ContentCache, ContentConfig, MinFree, DEFAULT_MEMORY_BUDGET};
 use crate::fs::GalleryFs;
 use crate::sim;
 use crate::view::{DateZone, View, ViewOptions};
@@ -34,6 +34,7 @@ pub(crate) struct DaemonPlan {
     pub include_private: bool,
     pub max_downloads: usize,
     pub max_cache_bytes: u64,
+    pub min_free: MinFree,
     pub io_timeout: std::time::Duration,
     pub token_refresh: std::time::Duration,
     pub foreground: bool,
@@ -130,6 +131,8 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
                 cache_dir: plan.cache_dir.clone(),
                 max_downloads: plan.max_downloads,
                 max_bytes: plan.max_cache_bytes,
+                min_free: plan.min_free,
+                memory_budget: DEFAULT_MEMORY_BUDGET,
             },
             client,
         )

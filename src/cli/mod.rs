@@ -1,10 +1,11 @@
-//! The command line: `login`, `logout`, `whoami`, `accounts`, `mount`, `unmount`. Wiring
+//! The command line: `login`, `logout`, `whoami`, `accounts`, `mount`, `unmount`, `cache`. Wiring
 //! only; the work is in the layers.
 //!
 //! Every failure ends in one line on stderr that says what happened and what to do, and
 //! exit code 1 (2 for a wrong flag, from clap).
 
 mod accounts;
+mod cache;
 mod daemon;
 mod interactive;
 mod login;
@@ -16,6 +17,7 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use crate::account::Region;
+use crate::content::MinFree;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,6 +45,27 @@ enum Command {
     Mount(MountArgs),
     /// Unmount a micloudfs mount.
     Unmount(UnmountArgs),
+    /// Look after the cache of downloaded originals.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// Check every cached original against its SHA-1 (its file name) and report; exit code 1
+    /// if anything is damaged, stray, or left over, unless --repair deleted it.
+    Check(CacheCheckArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct CacheCheckArgs {
+    /// Delete damaged objects, stray files and stale partial downloads (the next read of
+    /// such a file downloads it again).
+    #[arg(long)]
+    pub repair: bool,
+    /// The cache to check [default: ~/.cache/micloudfs].
+    #[arg(long, value_name = "DIR", env = "MICLOUDFS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -174,6 +197,12 @@ pub(crate) struct MountArgs {
     /// (the least recently read files are deleted to stay under it).
     #[arg(long, value_name = "SIZE", default_value = "10GiB", value_parser = parse_size)]
     pub max_cache_size: u64,
+    /// Free space to keep on the cache's disk, a size (2GiB) or a share of the disk (5%);
+    /// the least recently read files are deleted to keep it, and with nothing left to
+    /// delete files are served without caching [default: 5% of the disk or 1GiB, whichever
+    /// is smaller].
+    #[arg(long, value_name = "SIZE|PERCENT", default_value = "default", value_parser = parse_min_free, hide_default_value = true)]
+    pub min_free_space: MinFree,
     /// How long one request may wait for the service (connecting, or a pause in the middle of
     /// a download) before it is abandoned and tried again.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -197,6 +226,13 @@ fn parse_region(s: &str) -> Result<Region, String> {
     s.parse()
 }
 
+fn parse_min_free(s: &str) -> Result<MinFree, String> {
+    if s == "default" {
+        return Ok(MinFree::Default);
+    }
+    s.parse()
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
@@ -213,6 +249,7 @@ pub fn run() -> ExitCode {
         Command::Accounts(args) => accounts::list(args),
         Command::Mount(args) => mount::mount(args),
         Command::Unmount(args) => mount::unmount(&args.mountpoint, args.lazy),
+        Command::Cache(CacheCommand::Check(args)) => cache::check(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

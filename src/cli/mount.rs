@@ -111,6 +111,7 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         include_private: args.include_private,
         max_downloads: args.max_downloads as usize,
         max_cache_bytes: args.max_cache_size,
+        min_free: args.min_free_space,
         io_timeout: std::time::Duration::from_secs(args.io_timeout),
         token_refresh: std::time::Duration::from_secs(args.token_refresh),
         foreground: args.foreground,

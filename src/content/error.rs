@@ -11,7 +11,7 @@ use crate::model::{Item, ItemId};
 
 #[derive(Clone, Debug, Error)]
 pub enum ContentError {
-    #[error("item {0} was deleted in the cloud; it disappears at the next refresh")]
+    #[error("item {0} was deleted in the cloud (it has gone to the recycle bin or for good)")]
     Deleted(ItemId),
 
     #[error("item {id} does not match its listing: {detail}")]
@@ -27,6 +27,24 @@ pub enum ContentError {
         source: Arc<std::io::Error>,
     },
 
+    #[error(
+        "no room to cache item {id} ({size} bytes): {available} bytes free on the cache disk, \
+         below the floor kept free, and nothing left to evict; free space there, lower \
+         --min-free-space, or choose another --cache-dir"
+    )]
+    NoRoom {
+        id: ItemId,
+        size: u64,
+        available: u64,
+    },
+
+    #[error(
+        "item {id} ({size} bytes) can be served neither from the cache (the cache disk is full \
+         or failing, see above) nor from memory (at most {budget} bytes are held for uncached \
+         files); free space on the cache disk, or choose another --cache-dir"
+    )]
+    TooBigForMemory { id: ItemId, size: u64, budget: u64 },
+
     #[error("the mount is shutting down")]
     ShuttingDown,
 }
@@ -38,6 +56,12 @@ impl ContentError {
             path: path.display().to_string(),
             source: Arc::new(source),
         }
+    }
+
+    /// Whether the failure is the cache's (its disk), not the item's or the service's: the
+    /// bytes can still be served without caching.
+    pub fn is_cache_side(&self) -> bool {
+        matches!(self, ContentError::Io { .. } | ContentError::NoRoom { .. })
     }
 
     pub fn from_cloud(item: &Item, e: CloudError) -> Self {

@@ -36,6 +36,12 @@ impl CacheIndex {
     pub fn scan(objects: &Path, max_bytes: u64) -> CacheIndex {
         let mut found: Vec<(std::time::SystemTime, Sha1Digest, u64)> = Vec::new();
         for prefix in std::fs::read_dir(objects).into_iter().flatten().flatten() {
+            if prefix.path().is_dir() {
+                if let Err(e) = super::layout::make_private(&prefix.path(), super::layout::DIR_MODE)
+                {
+                    tracing::warn!(path = %prefix.path().display(), error = %e, "cannot make a cache folder private");
+                }
+            }
             for entry in std::fs::read_dir(prefix.path())
                 .into_iter()
                 .flatten()
@@ -46,6 +52,12 @@ impl CacheIndex {
                 };
                 let Ok(meta) = entry.metadata() else { continue };
                 if meta.is_file() {
+                    // Objects of earlier versions were 0644: the cache holds private photos.
+                    if let Err(e) =
+                        super::layout::make_private(&entry.path(), super::layout::FILE_MODE)
+                    {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "cannot make a cached object private");
+                    }
                     let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
                     found.push((mtime, sha1, meta.len()));
                 }
@@ -103,6 +115,33 @@ impl CacheIndex {
                 }
                 None => break,
             }
+        }
+        evicted
+    }
+
+    /// Picks least recently used objects (never `keep`) until their bytes reach `bytes`,
+    /// and forgets them; the caller deletes their files. Empty when nothing can go.
+    pub fn evict_bytes(&self, bytes: u64, keep: &Sha1Digest) -> Vec<Sha1Digest> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        let mut freed = 0;
+        let mut evicted = Vec::new();
+        let mut kept = None;
+        while freed < bytes {
+            match inner.lru.pop_lru() {
+                Some((victim, size)) if victim == *keep => kept = Some((victim, size)),
+                Some((victim, size)) => {
+                    inner.total -= size;
+                    freed += size;
+                    evicted.push(victim);
+                }
+                None => break,
+            }
+        }
+        if let Some((sha1, size)) = kept {
+            // Back in, as the most recent: it is about to be used.
+            inner.lru.put(sha1, size);
         }
         evicted
     }
@@ -176,5 +215,20 @@ mod tests {
         assert_eq!(idx.admit(d(1), 1), vec![d(0xbb)]);
         idx.forget(&d(0xaa));
         assert_eq!(idx.total_bytes(), 1);
+    }
+
+    #[test]
+    fn evict_bytes_frees_enough_and_spares_the_kept_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = CacheIndex::scan(dir.path(), 1000);
+        for n in 1..=4 {
+            idx.admit(d(n), 10);
+        }
+        // 1 is the oldest but kept; 2 and 3 go for 15 bytes.
+        assert_eq!(idx.evict_bytes(15, &d(1)), vec![d(2), d(3)]);
+        assert_eq!(idx.total_bytes(), 20);
+        assert_eq!(idx.evict_bytes(100, &d(1)), vec![d(4)]);
+        assert!(idx.evict_bytes(1, &d(1)).is_empty());
+        assert_eq!(idx.len(), 1);
     }
 }

@@ -18,6 +18,7 @@ pub fn for_content(e: &ContentError) -> Errno {
             Some(libc::ENOSPC) => Errno::ENOSPC,
             _ => Errno::EIO,
         },
+        ContentError::NoRoom { .. } | ContentError::TooBigForMemory { .. } => Errno::EIO,
         ContentError::ShuttingDown => Errno::EIO,
     }
 }

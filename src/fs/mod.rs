@@ -13,7 +13,6 @@ mod errno;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::os::unix::fs::FileExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,7 +24,7 @@ use fuser::{
 };
 use tokio::sync::OnceCell;
 
-use crate::content::ContentCache;
+use crate::content::{ContentCache, ItemBytes};
 use crate::model::Item;
 use crate::view::{Ino, Node, NodeKind, View};
 
@@ -39,9 +38,10 @@ const BLKSIZE: u32 = 128 * 1024;
 enum OpenContent {
     Media {
         item: Item,
-        /// The verified object, or why it could not be had: fetched once per handle, so a
-        /// failure is answered from here instead of being fetched again by every read.
-        file: OnceCell<Result<Arc<std::fs::File>, Errno>>,
+        /// The verified bytes (a cached object, or memory when the cache disk cannot hold
+        /// them), or why they could not be had: fetched once per handle, so a failure is
+        /// answered from here instead of being fetched again by every read.
+        file: OnceCell<Result<Arc<ItemBytes>, Errno>>,
     },
     Generated(Arc<[u8]>),
 }
@@ -236,23 +236,34 @@ impl fuser::Filesystem for GalleryFs {
                 Ok(f) => f,
                 Err(errno) => return reply.error(errno),
             };
+            let size_listed = match &*content {
+                OpenContent::Media { item, .. } => item.size,
+                OpenContent::Generated(_) => 0,
+            };
             let read = tokio::task::spawn_blocking(move || {
                 let mut buf = vec![0u8; size as usize];
-                let mut filled = 0;
-                while filled < buf.len() {
-                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                        Err(e) => return Err(e),
-                    }
-                }
+                let filled = file.read_at(&mut buf, offset)?;
                 buf.truncate(filled);
-                Ok(buf)
+                Ok::<_, std::io::Error>(buf)
             })
             .await;
             match read {
-                Ok(Ok(buf)) => reply.data(&buf),
+                Ok(Ok(buf)) => {
+                    // Only the end of the file may answer short: anything else would hand
+                    // the reader a truncated copy (a cached object cut behind our back).
+                    let expected = (size as u64).min(size_listed.saturating_sub(offset));
+                    if (buf.len() as u64) < expected {
+                        tracing::error!(
+                            offset,
+                            got = buf.len(),
+                            expected,
+                            "a cached object is shorter than its listing; failing the read \
+                             (run `micloudfs cache check --repair`)"
+                        );
+                        return reply.error(Errno::EIO);
+                    }
+                    reply.data(&buf)
+                }
                 Ok(Err(e)) => {
                     tracing::error!(error = %e, "cannot read a cached object");
                     reply.error(Errno::EIO)
@@ -517,10 +528,7 @@ impl fuser::Filesystem for GalleryFs {
 }
 
 /// Waits for the item's verified object and opens it (once per handle).
-async fn open_media(
-    cache: &ContentCache,
-    content: &OpenContent,
-) -> Result<Arc<std::fs::File>, Errno> {
+async fn open_media(cache: &ContentCache, content: &OpenContent) -> Result<Arc<ItemBytes>, Errno> {
     let OpenContent::Media { item, file } = content else {
         return Err(Errno::EBADF);
     };

@@ -10,8 +10,12 @@
 //!    `Album <id>`. Everything else is kept verbatim (Unicode, spaces, backslashes, `:`).
 //! 2. **Unique and short** ([`DirNames`]): within one directory, names are claimed in a fixed
 //!    order (for files: upload order, `(create_time_ms, id)`; for albums: system albums by id,
-//!    then the others by id). Names are compared case-insensitively (`str::to_lowercase` of
-//!    the whole name), because users copy to exFAT/NTFS/APFS. The first claimant takes its safe
+//!    then the others by id). Names are compared by their [`fold`] key: Unicode canonical
+//!    equivalence (NFC, so `Café` typed as one `é` or as `e` + a combining accent is one
+//!    name) and case (`str::to_lowercase`), because users copy to exFAT/NTFS (case-insensitive)
+//!    and APFS/HFS+ (case- and normalisation-insensitive), which would keep only one of two
+//!    such names. A shown name is never re-spelled: its bytes stay as the service has them;
+//!    only the *comparison* ignores normalisation and case. The first claimant takes its safe
 //!    name; a later one whose name is taken tries, in turn,
 //!    `<stem>~<last 6 digits of id><.ext>`, `<stem>~<id><.ext>`, `<stem>~<id>-<n><.ext>` for
 //!    n = 2, 3, ... and takes the first free one.
@@ -30,6 +34,8 @@
 //! later claimants of its name; that is inherent in "first come, plain name".)
 
 use std::collections::HashSet;
+
+use unicode_normalization::UnicodeNormalization;
 
 /// The longest file name Linux accepts, in bytes.
 pub const NAME_MAX: usize = 255;
@@ -116,9 +122,13 @@ pub fn fit_name(stem: &str, suffix: &str, ext: Option<&str>) -> String {
     out
 }
 
-/// The case-insensitive comparison key of a name.
+/// The comparison key of a name: equal for names that a case-insensitive or
+/// normalisation-insensitive file system would take as one. Decomposed first, so that
+/// lower-casing sees base letters and marks apart, then recomposed (NFC); `İ`, whose lower
+/// case is two chars, folds the same whichever spelling it came in.
 pub fn fold(name: &str) -> String {
-    name.to_lowercase()
+    let lower: String = name.nfd().collect::<String>().to_lowercase();
+    lower.nfc().collect()
 }
 
 /// The names already given out in one directory, compared case-insensitively.
@@ -137,7 +147,7 @@ impl DirNames {
         self.taken.insert(fold(name));
     }
 
-    /// Whether `name` (or a case variant of it) is already given out.
+    /// Whether `name` (or a case or normalisation variant of it) is already given out.
     pub fn is_taken(&self, name: &str) -> bool {
         self.taken.contains(&fold(name))
     }
@@ -257,6 +267,27 @@ mod tests {
         assert_eq!(d.claim_file("x", 5), "x~5-2");
         assert_eq!(d.claim_dir("My.Trip", 1), "My.Trip");
         assert_eq!(d.claim_dir("my.trip", 77), "my.trip~77");
+    }
+
+    #[test]
+    fn nfc_and_nfd_spellings_are_one_name() {
+        let nfc = "Caf\u{e9}.jpg";
+        let nfd = "Cafe\u{301}.jpg";
+        assert_ne!(nfc, nfd);
+        assert_eq!(fold(nfc), fold(nfd));
+        assert_eq!(fold("CAFE\u{301}.JPG"), fold(nfc));
+        // Hangul: precomposed syllable and its jamo.
+        assert_eq!(fold("\u{d55c}"), fold("\u{1112}\u{1161}\u{11ab}"));
+        let mut d = DirNames::new();
+        let first = d.claim_file(nfc, 700_123_456);
+        let second = d.claim_file(nfd, 700_654_321);
+        // The first keeps its bytes; the second gets the suffix and keeps its own spelling.
+        assert_eq!(first, nfc);
+        assert_eq!(second, "Cafe\u{301}~654321.jpg");
+        assert_ne!(fold(&first), fold(&second));
+        assert!(d.is_taken("CAFÉ.JPG"));
+        // Names that were distinct before stay as they were.
+        assert_eq!(d.claim_file("Cafe.jpg", 1), "Cafe.jpg");
     }
 
     #[test]
