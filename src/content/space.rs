@@ -49,10 +49,16 @@ impl SpaceProbe for Statvfs {
         if rc != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        let unit = u64::from(buf.f_frsize);
+        // The field types differ between targets (32 or 64 bits); widening is lossless.
+        #[allow(clippy::useless_conversion)]
+        let (unit, blocks, bavail) = (
+            u64::from(buf.f_frsize),
+            u64::from(buf.f_blocks),
+            u64::from(buf.f_bavail),
+        );
         Ok(DiskSpace {
-            total: u64::from(buf.f_blocks).saturating_mul(unit),
-            available: u64::from(buf.f_bavail).saturating_mul(unit),
+            total: blocks.saturating_mul(unit),
+            available: bavail.saturating_mul(unit),
         })
     }
 }
