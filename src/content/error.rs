@@ -29,8 +29,8 @@ pub enum ContentError {
 
     #[error(
         "no room to cache item {id} ({size} bytes): {available} bytes free on the cache disk, \
-         below the floor kept free, and nothing left to evict; free space there, lower \
-         --min-free-space, or choose another --cache-dir"
+         which keeps a floor free (--min-free-space), and nothing left to evict; free space \
+         there, or choose another --cache-dir"
     )]
     NoRoom {
         id: ItemId,

@@ -22,7 +22,8 @@
 //!   a cache miss: the file is fetched again into memory, verified there, and served from
 //!   memory for as long as its handle is open. Memory for such files is bounded
 //!   ([`DEFAULT_MEMORY_BUDGET`]); a file bigger than the budget fails with EIO and the log
-//!   says why. The first such event is logged once, with the free space.
+//!   says why. The first such event is logged, with the free space; later ones are
+//!   counted and mentioned again at most every 10 minutes.
 //! - **Single-flight.** Concurrent readers of one object share one download
 //!   (`moka`'s `try_get_with` coalesces them); failures are not cached, the next read retries.
 //! - **Bounded.** At most `max_downloads` downloads run at once (default 8, the parallelism
@@ -398,7 +399,6 @@ impl ContentCache {
         self.with_retries(item, || self.download_to_disk(item, &path))
             .await?;
         self.admit(item.sha1, item.size).await;
-        self.room.report_ok();
         Ok(Arc::new(path))
     }
 

@@ -14,11 +14,11 @@
 //! - **Shortfall.** `floor + reserved + size − available`: what must be evicted before a
 //!   file of `size` bytes may be written. The caller evicts least recently read objects and
 //!   asks again; when nothing is left to evict, the read is served without caching.
-//! - **Said once.** Going from "room" to "no room" logs one warning with the free space and
-//!   the floor; the first object published after that logs that caching is back.
+//! - **Said once.** The first file that cannot be cached logs one warning with the free
+//!   space and the floor; more are counted, and mentioned again at most every 10 minutes.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What a file system reports about its size.
@@ -111,7 +111,10 @@ pub struct Room {
     min_free: MinFree,
     probe: Arc<dyn SpaceProbe>,
     reserved: Arc<AtomicU64>,
-    full: AtomicBool,
+    uncached: AtomicU64,
+    /// Seconds since `started` of the last warning; `u64::MAX`: never.
+    last_warned: AtomicU64,
+    started: std::time::Instant,
 }
 
 /// Bytes a download still has to write; released as they are written or when dropped.
@@ -143,7 +146,9 @@ impl Room {
             min_free,
             probe,
             reserved: Arc::new(AtomicU64::new(0)),
-            full: AtomicBool::new(false),
+            uncached: AtomicU64::new(0),
+            last_warned: AtomicU64::new(u64::MAX),
+            started: std::time::Instant::now(),
         }
     }
 
@@ -168,28 +173,42 @@ impl Room {
         }
     }
 
-    /// Notes that a file could not be cached; logs it the first time in a row.
+    /// Notes that a file could not be cached. Logged the first time, then at most once per
+    /// [`REMIND_EVERY`] with the count since: a copy running into a full disk gives a few
+    /// lines, not one per file.
     pub fn report_full(&self, why: &str) {
-        if !self.full.swap(true, Ordering::Relaxed) {
+        let n = self.uncached.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.started.elapsed().as_secs();
+        let last = self.last_warned.load(Ordering::Relaxed);
+        let due = last == u64::MAX || now.saturating_sub(last) >= REMIND_EVERY.as_secs();
+        if due
+            && self
+                .last_warned
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
             let space = self.probe.space(&self.dir).ok();
             tracing::warn!(
                 cache_dir = %self.dir.display(),
                 available = space.map(|s| s.available),
                 floor = space.map(|s| self.min_free.floor(s.total)),
-                "the cache disk is full or failing ({why}); reads are served without caching \
-                 (from memory, within its budget) until room comes back; free space on that \
-                 disk, lower --max-cache-size, or choose another --cache-dir"
+                uncached_so_far = n,
+                "the cache disk is full or failing: {why}; until there is room, files are \
+                 served without caching (verified in memory; too big for memory: EIO)"
             );
+        } else {
+            tracing::debug!(why, "not cached");
         }
     }
 
-    /// Notes that an object was cached; logs it when it ends a run of failures.
-    pub fn report_ok(&self) {
-        if self.full.swap(false, Ordering::Relaxed) {
-            tracing::info!(cache_dir = %self.dir.display(), "the cache disk has room again; caching resumes");
-        }
+    /// Files that could not be cached so far.
+    pub fn uncached(&self) -> u64 {
+        self.uncached.load(Ordering::Relaxed)
     }
 }
+
+/// How often a disk that stays full is mentioned again in the log.
+pub const REMIND_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 #[cfg(test)]
 mod tests {
