@@ -5,11 +5,17 @@
 //! exit code 1 (2 for a wrong flag, from clap).
 
 mod accounts;
+mod cachedir;
 mod daemon;
 mod interactive;
 mod login;
+mod logwriter;
 mod mount;
+mod mountpoint;
+mod mounttable;
+mod signals;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -41,7 +47,7 @@ enum Command {
     Accounts(ConfigArgs),
     /// Mount the gallery (or the built-in demo gallery) on an empty directory.
     Mount(MountArgs),
-    /// Unmount a micloudfs mount.
+    /// Unmount a micloudfs mount (any other file system is refused).
     Unmount(UnmountArgs),
 }
 
@@ -160,6 +166,9 @@ pub(crate) struct MountArgs {
     /// Stay in the foreground and log to stderr; Ctrl-C unmounts.
     #[arg(short, long)]
     pub foreground: bool,
+    /// Mount even on a folder that has files in it (they are hidden until unmounted).
+    #[arg(long)]
+    pub allow_non_empty: bool,
     /// Also show the private album (album 1000) as albums/Private.
     #[arg(long)]
     pub include_private: bool,
@@ -217,7 +226,7 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("micloudfs: {message}");
+            let _ = writeln!(std::io::stderr(), "micloudfs: {message}");
             ExitCode::FAILURE
         }
     }
