@@ -43,10 +43,7 @@ impl MountEntry {
 /// The mount on `path` (canonical), the last one when mounts are stacked, if any.
 pub(crate) fn mount_at(path: &Path) -> Option<MountEntry> {
     let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    parse(&table)
-        .into_iter()
-        .filter(|m| m.mount_point == path)
-        .next_back()
+    parse(&table).into_iter().rfind(|m| m.mount_point == path)
 }
 
 /// Every well-formed line of a mountinfo text (malformed lines are skipped).
