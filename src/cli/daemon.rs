@@ -57,7 +57,7 @@ pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), S
     match start(&plan) {
         Ok((session, _rt, _sim, summary)) => {
             report(pipe, Ok(&summary));
-            tracing::info!("{summary}");
+            tracing::info!(pid = std::process::id(), "{summary}");
             let result = session.run();
             tracing::info!(mountpoint = %plan.mountpoint.display(), "unmounted");
             result.map_err(|e| format!("the FUSE session ended with an error: {e}"))

@@ -5,7 +5,13 @@
 //! the terminal. Unless `-f`, the process then forks **before** any thread or tokio runtime
 //! exists; the child becomes the daemon and the parent waits on a pipe until the child says
 //! the tree is live (or why it could not be), so `mount` returning 0 means the files are
-//! there.
+//! there. While it waits, SIGINT/SIGTERM are passed on to the daemon and the parent waits for
+//! it to exit (`signals`), so Ctrl-C leaves nothing behind.
+//!
+//! The foreground checks of the mount point (`mountpoint`: a directory, not mounted, apart
+//! from the cache and config dirs, empty unless `--allow-non-empty`) run again in the daemon
+//! right before the kernel mount. `unmount` takes down only a micloudfs mount, as the mount
+//! table names it (`mounttable`); as root, fusermount3 and umount2 would unmount anything.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
