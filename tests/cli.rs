@@ -26,10 +26,12 @@ fn a_wrong_flag_is_a_usage_error() {
 #[test]
 fn mount_without_an_account_says_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
+    // The mount point apart from the cache and config dirs (else that is the error).
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
     let (code, err) = stderr_of(
         Command::new(MICLOUDFS)
             .arg("mount")
-            .arg(dir.path())
+            .arg(dir.path().join("mnt"))
             .arg("--config-dir")
             .arg(dir.path().join("cfg"))
             .arg("--cache-dir")
@@ -63,10 +65,11 @@ fn a_missing_mount_point_is_reported() {
 #[test]
 fn a_bad_time_zone_is_reported() {
     let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("mnt")).unwrap();
     let (code, err) = stderr_of(
         Command::new(MICLOUDFS)
             .arg("mount")
-            .arg(dir.path())
+            .arg(dir.path().join("mnt"))
             .args(["--demo", "--timezone", "Mars/Olympus"])
             .arg("--cache-dir")
             .arg(dir.path().join("cache")),

@@ -1,12 +1,21 @@
 //! The running mount: logging, the tokio runtime, the catalog listing, the FUSE session,
 //! and a clean unmount on SIGINT/SIGTERM.
+//!
+//! Order of start: logging (a writer that never fails: `logwriter`), the runtime, the signal
+//! handlers (`signals`: a stop during the listing abandons it; SIGHUP/SIGUSR1/SIGUSR2 are
+//! ignored from here on), the listing, then the mount point is claimed and checked again
+//! (`mountpoint::claim`) and the kernel mount made. Only then is the parent told.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session};
 
+use super::logwriter::NeverFail;
 use super::mount::report;
+use super::mountpoint;
+use super::mounttable::FS_NAME;
+use super::signals::{Lifecycle, INTERRUPTED};
 use crate::account::{Account, AccountStore, StoredCredentials};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};
@@ -38,6 +47,8 @@ pub(crate) struct DaemonPlan {
     pub io_timeout: std::time::Duration,
     pub token_refresh: std::time::Duration,
     pub foreground: bool,
+    /// Mount on a folder that has files in it (they are hidden while mounted).
+    pub allow_non_empty: bool,
     pub verbose: bool,
 }
 
@@ -47,7 +58,7 @@ pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), S
     match start(&plan) {
         Ok((session, _rt, _sim, summary)) => {
             report(pipe, Ok(&summary));
-            tracing::info!("{summary}");
+            tracing::info!(pid = std::process::id(), "{summary}");
             let result = session.run();
             tracing::info!(mountpoint = %plan.mountpoint.display(), "unmounted");
             result.map_err(|e| format!("the FUSE session ended with an error: {e}"))
@@ -74,6 +85,7 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the I/O runtime: {e}"))?;
+    let life = Lifecycle::install(&rt)?;
 
     let (api_base, credentials, demo, source) = match &plan.source {
         Source::Account {
@@ -114,9 +126,14 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         include_private: plan.include_private,
     };
     tracing::info!(%api_base, "listing the gallery");
-    let catalog = rt
-        .block_on(Catalog::fetch(client.as_ref(), &catalog_opts))
-        .map_err(|e| format!("cannot list the gallery: {e}"))?;
+    let catalog = rt.block_on(async {
+        tokio::select! {
+            listed = Catalog::fetch(client.as_ref(), &catalog_opts) => {
+                listed.map_err(|e| format!("cannot list the gallery: {e}"))
+            }
+            _ = life.stop_requested() => Err(INTERRUPTED.to_string()),
+        }
+    })?;
     let view = Arc::new(View::build(
         &catalog.albums,
         catalog.items.clone(),
@@ -143,14 +160,19 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::RO,
-        MountOption::FSName("micloudfs".into()),
-        MountOption::Subtype("micloudfs".into()),
+        // `unmount` knows its own mounts by these (see `mounttable`).
+        MountOption::FSName(FS_NAME.into()),
+        MountOption::Subtype(FS_NAME.into()),
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
         MountOption::NoAtime,
     ];
     config.n_threads = Some(2);
+    // The listing may have taken minutes: check the mount point again, and hold it until
+    // the kernel mount is made, so that of two racing mounts only one mounts.
+    let claim = mountpoint::claim(&plan.mountpoint, plan.allow_non_empty)?;
+    life.check()?;
     let mut session = Session::new(fs, &plan.mountpoint, &config).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::NotFound {
             " (is fuse3 installed? apt-get install fuse3)"
@@ -160,28 +182,10 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         format!("cannot mount on {}: {e}{hint}", plan.mountpoint.display())
     })?;
 
-    // SIGINT/SIGTERM: unmount; the session loop then returns and the process exits.
-    let mut unmounter = session.unmount_callable();
-    rt.spawn(async move {
-        let (Ok(mut term), Ok(mut int)) = (
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()),
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()),
-        ) else {
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = int.recv() => {},
-        }
-        tracing::info!("signal received; unmounting");
-        if let Err(e) = unmounter.unmount() {
-            tracing::error!(
-                error = %e,
-                "cannot unmount (is a program still using the mount?); close it and send the \
-                 signal again, or run `micloudfs unmount --lazy MOUNTPOINT`"
-            );
-        }
-    });
+    drop(claim);
+    // From here SIGINT/SIGTERM unmount; the session loop then returns and the process exits.
+    // A stop that came during the kernel mount drops the session, which unmounts.
+    life.go_live(session.unmount_callable())?;
 
     let gib = catalog.total_size() as f64 / (1u64 << 30) as f64;
     let what = if demo.is_some() {
@@ -213,7 +217,9 @@ fn init_logging(verbose: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // A log that cannot be written drops lines; it never stops the daemon.
+        .with_writer(NeverFail::new(std::io::stderr()))
+        .log_internal_errors(false)
         .with_ansi(false)
         .try_init();
 }

@@ -6,11 +6,17 @@
 
 mod accounts;
 mod cache;
+mod cachedir;
 mod daemon;
 mod interactive;
 mod login;
+mod logwriter;
 mod mount;
+mod mountpoint;
+mod mounttable;
+mod signals;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -43,7 +49,7 @@ enum Command {
     Accounts(ConfigArgs),
     /// Mount the gallery (or the built-in demo gallery) on an empty directory.
     Mount(MountArgs),
-    /// Unmount a micloudfs mount.
+    /// Unmount a micloudfs mount (any other file system is refused).
     Unmount(UnmountArgs),
     /// Look after the cache of downloaded originals.
     #[command(subcommand)]
@@ -183,6 +189,9 @@ pub(crate) struct MountArgs {
     /// Stay in the foreground and log to stderr; Ctrl-C unmounts.
     #[arg(short, long)]
     pub foreground: bool,
+    /// Mount even on a folder that has files in it (they are hidden until unmounted).
+    #[arg(long)]
+    pub allow_non_empty: bool,
     /// Also show the private album (album 1000) as albums/Private.
     #[arg(long)]
     pub include_private: bool,
@@ -254,7 +263,7 @@ pub fn run() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
-            eprintln!("micloudfs: {message}");
+            let _ = writeln!(std::io::stderr(), "micloudfs: {message}");
             ExitCode::FAILURE
         }
     }

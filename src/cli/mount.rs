@@ -5,15 +5,22 @@
 //! the terminal. Unless `-f`, the process then forks **before** any thread or tokio runtime
 //! exists; the child becomes the daemon and the parent waits on a pipe until the child says
 //! the tree is live (or why it could not be), so `mount` returning 0 means the files are
-//! there.
+//! there. While it waits, SIGINT/SIGTERM are passed on to the daemon and the parent waits for
+//! it to exit (`signals`), so Ctrl-C leaves nothing behind.
+//!
+//! The foreground checks of the mount point (`mountpoint`: a directory, not mounted, apart
+//! from the cache and config dirs, empty unless `--allow-non-empty`) run again in the daemon
+//! right before the kernel mount. `unmount` takes down only a micloudfs mount, as the mount
+//! table names it (`mounttable`); as root, fusermount3 and umount2 would unmount anything.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use super::daemon::{self, DaemonPlan, Source};
 use super::MountArgs;
+use super::{cachedir, mountpoint, signals};
 use crate::account::{self, AccountStore};
 use crate::view::DateZone;
 
@@ -23,6 +30,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
         return daemon::run(plan, None);
     }
     let (read_fd, write_fd) = pipe()?;
+    let mask = signals::block_stop_signals();
     // SAFETY: no thread has been started yet (no runtime, no logger): the child may run
     // any code after fork.
     match unsafe { libc::fork() } {
@@ -31,6 +39,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
             std::io::Error::last_os_error()
         )),
         0 => {
+            signals::restore(&mask);
             drop(read_fd);
             daemonize(&plan.log_path);
             let code = match daemon::run(plan, Some(std::fs::File::from(write_fd))) {
@@ -42,14 +51,24 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
             };
             std::process::exit(code);
         }
-        _child => {
+        child => {
+            // Ctrl-C or SIGTERM while waiting stops the daemon too (see `signals`).
+            signals::forward_to(child, &mask);
             drop(write_fd);
             let mut line = String::new();
             let mut reader = BufReader::new(std::fs::File::from(read_fd));
             let _ = reader.read_line(&mut line);
-            match line.trim_end().split_once(' ') {
+            let interrupted = signals::stop_forwarding();
+            let answer = line.trim_end().split_once(' ');
+            if interrupted || !matches!(answer, Some(("ok", _))) {
+                signals::reap(child);
+            }
+            if interrupted {
+                return Err(signals::INTERRUPTED.to_string());
+            }
+            match answer {
                 Some(("ok", msg)) => {
-                    println!("{msg}");
+                    let _ = writeln!(std::io::stdout(), "{msg}");
                     Ok(())
                 }
                 Some(("error", msg)) => Err(msg.to_string()),
@@ -64,36 +83,38 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
 
 /// Checks the command and resolves every setting.
 fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
-    let mountpoint = check_mountpoint(&args.mountpoint)?;
-    let cache_dir = account::cache_dir(args.cache_dir)?;
-    std::fs::create_dir_all(&cache_dir).map_err(|e| {
-        format!(
-            "cannot create the cache dir {}: {e}; choose another with --cache-dir",
-            cache_dir.display()
-        )
-    })?;
-    check_writable(&cache_dir)?;
-    let cache_dir = cache_dir.canonicalize().unwrap_or(cache_dir);
-    let source = if args.demo {
-        Source::Demo
+    let mountpoint = mountpoint::check(&args.mountpoint)?;
+    let cache_dir = mountpoint::resolve(&account::cache_dir(args.cache_dir)?);
+    mountpoint::check_apart(&mountpoint, &cache_dir, "cache dir", "--cache-dir")?;
+    let config_dir = if args.demo {
+        None
     } else {
-        let config_dir = account::config_dir(args.config_dir)?;
-        let store = AccountStore::open(&config_dir)?;
-        let account = store.resolve(args.account.as_deref()).map_err(|e| {
-            format!(
-                "{e}; or try the demo gallery with `micloudfs mount --demo {}`",
-                args.mountpoint.display()
-            )
-        })?;
-        account.credentials()?;
-        let api_base = args
-            .api_base
-            .filter(|b| !b.is_empty())
-            .unwrap_or_else(|| account.api_base.clone());
-        Source::Account {
-            account,
-            api_base,
-            store,
+        let dir = mountpoint::resolve(&account::config_dir(args.config_dir)?);
+        mountpoint::check_apart(&mountpoint, &dir, "config dir", "--config-dir")?;
+        Some(dir)
+    };
+    mountpoint::check_empty(&mountpoint, args.allow_non_empty)?;
+    let cache_dir = cachedir::prepare(&cache_dir)?;
+    let source = match config_dir {
+        None => Source::Demo,
+        Some(config_dir) => {
+            let store = AccountStore::open(&config_dir)?;
+            let account = store.resolve(args.account.as_deref()).map_err(|e| {
+                format!(
+                    "{e}; or try the demo gallery with `micloudfs mount --demo {}`",
+                    args.mountpoint.display()
+                )
+            })?;
+            account.credentials()?;
+            let api_base = args
+                .api_base
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| account.api_base.clone());
+            Source::Account {
+                account,
+                api_base,
+                store,
+            }
         }
     };
     let zone = match args.timezone.as_deref() {
@@ -115,96 +136,9 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         io_timeout: std::time::Duration::from_secs(args.io_timeout),
         token_refresh: std::time::Duration::from_secs(args.token_refresh),
         foreground: args.foreground,
+        allow_non_empty: args.allow_non_empty,
         verbose: args.verbose,
     })
-}
-
-fn check_mountpoint(path: &Path) -> Result<PathBuf, String> {
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => {
-            let path = path
-                .canonicalize()
-                .map_err(|e| format!("cannot resolve {}: {e}", path.display()))?;
-            if is_mount_point(&path) {
-                // The kernel may answer stat from its attribute cache for a dead mount;
-                // statfs always asks the daemon.
-                let gone = statfs_errno(&path) == Some(libc::ENOTCONN);
-                return Err(if gone {
-                    dead_mount(&path)
-                } else {
-                    format!(
-                        "{} is already a mount point; unmount it first (micloudfs unmount {})",
-                        path.display(),
-                        path.display()
-                    )
-                });
-            }
-            Ok(path)
-        }
-        Ok(_) => Err(format!(
-            "{} is not a directory; mount on an empty directory",
-            path.display()
-        )),
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(dead_mount(path)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
-            "{} does not exist; create it first (mkdir -p {})",
-            path.display(),
-            path.display()
-        )),
-        Err(e) => Err(format!(
-            "cannot use {} as a mount point: {e}",
-            path.display()
-        )),
-    }
-}
-
-fn dead_mount(path: &Path) -> String {
-    format!(
-        "{} is a mount whose daemon is gone; run `micloudfs unmount {}` first",
-        path.display(),
-        path.display()
-    )
-}
-
-/// The errno of `statfs(path)`, if it fails.
-fn statfs_errno(path: &Path) -> Option<i32> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: c is a valid NUL-terminated path and buf a properly sized out-parameter.
-    let rc = unsafe {
-        let mut buf: libc::statfs = std::mem::zeroed();
-        libc::statfs(c.as_ptr(), &mut buf)
-    };
-    (rc != 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-}
-
-/// Whether `path` (canonical) is the target of a mount, per `/proc/self/mounts`.
-fn is_mount_point(path: &Path) -> bool {
-    let Ok(mounts) = std::fs::read_to_string("/proc/self/mounts") else {
-        return false;
-    };
-    mounts.lines().any(|line| {
-        line.split_whitespace().nth(1).is_some_and(|target| {
-            // Spaces and the like are octal-escaped in the mounts table.
-            let unescaped = target
-                .replace("\\040", " ")
-                .replace("\\011", "\t")
-                .replace("\\012", "\n")
-                .replace("\\134", "\\");
-            Path::new(&unescaped) == path
-        })
-    })
-}
-
-fn check_writable(dir: &Path) -> Result<(), String> {
-    let probe = dir.join(format!(".probe.{}", std::process::id()));
-    std::fs::write(&probe, b"")
-        .and_then(|_| std::fs::remove_file(&probe))
-        .map_err(|e| {
-            format!(
-                "the cache dir {} is not writable ({e}); choose another with --cache-dir",
-                dir.display()
-            )
-        })
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -229,11 +163,7 @@ fn daemonize(log_path: &Path) {
         if let Ok(null) = std::fs::File::open("/dev/null") {
             libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), 0);
         }
-        if let Ok(log) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log_path)
-        {
+        if let Ok(log) = cachedir::open_log(log_path) {
             let fd = std::os::fd::AsRawFd::as_raw_fd(&log);
             libc::dup2(fd, 1);
             libc::dup2(fd, 2);
@@ -250,11 +180,13 @@ pub(crate) fn report(pipe: Option<std::fs::File>, result: Result<&str, &str>) {
         };
         let _ = p.write_all(line.as_bytes());
     } else if let Ok(msg) = result {
-        eprintln!("{msg}");
+        // Never a panic when the terminal is gone.
+        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 }
 
 pub(crate) fn unmount(mountpoint: &Path, lazy: bool) -> Result<(), String> {
+    let mountpoint = &mountpoint::ours(mountpoint)?;
     let flags = if lazy { "-uz" } else { "-u" };
     let mut last = String::new();
     for tool in ["fusermount3", "fusermount"] {
