@@ -41,7 +41,7 @@ pub(crate) struct DaemonPlan {
     pub source: Source,
     pub zone: DateZone,
     pub include_private: bool,
-    pub max_downloads: usize,
+    pub max_connections: usize,
     pub max_cache_bytes: u64,
     pub min_free: MinFree,
     pub io_timeout: std::time::Duration,
@@ -142,20 +142,21 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
             include_private: plan.include_private,
         },
     ));
-    let content = Arc::new(
-        ContentCache::open(
-            &ContentConfig {
-                cache_dir: plan.cache_dir.clone(),
-                max_downloads: plan.max_downloads,
-                max_bytes: plan.max_cache_bytes,
-                min_free: plan.min_free,
-                memory_budget: DEFAULT_MEMORY_BUDGET,
-            },
-            client,
-        )
-        .map_err(|e| e.to_string())?,
-    );
+    let content = ContentCache::open(
+        &ContentConfig {
+            cache_dir: plan.cache_dir.clone(),
+            max_connections: plan.max_connections,
+            max_bytes: plan.max_cache_bytes,
+            min_free: plan.min_free,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
+            io_timeout: plan.io_timeout,
+            stream_above: crate::content::STREAM_ABOVE,
+        },
+        client,
+    )
+    .map_err(|e| e.to_string())?;
     let fs = GalleryFs::new(view, content, rt.handle().clone());
+    let core = fs.core();
 
     let mut config = Config::default();
     config.mount_options = vec![
@@ -182,6 +183,8 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         format!("cannot mount on {}: {e}{hint}", plan.mountpoint.display())
     })?;
 
+    GalleryFs::install_notifier(&core, session.notifier());
+    raise_readahead(&plan.mountpoint);
     drop(claim);
     // From here SIGINT/SIGTERM unmount; the session loop then returns and the process exits.
     // A stop that came during the kernel mount drops the session, which unmounts.
@@ -205,6 +208,35 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         catalog.albums.len(),
     );
     Ok((session, rt, demo, summary))
+}
+
+/// Raises the mount's readahead to `fs::READAHEAD_KB` (root only; others keep the kernel's
+/// 128 KiB, which works, in smaller requests). The mount's device comes from
+/// `/proc/self/mountinfo`: a `stat` of the mount point would wait for the session loop,
+/// which is not running yet.
+fn raise_readahead(mountpoint: &std::path::Path) {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let want = mountpoint.to_string_lossy();
+    let unescape = |s: &str| {
+        s.replace("\\040", " ")
+            .replace("\\011", "\t")
+            .replace("\\012", "\n")
+            .replace("\\134", "\\")
+    };
+    // The last line for the mount point is the mount on top.
+    let Some(dev) = info.lines().rev().find_map(|l| {
+        let f: Vec<&str> = l.split(' ').collect();
+        (f.len() > 4 && unescape(f[4]) == want).then(|| f[2].to_string())
+    }) else {
+        return;
+    };
+    let path = format!("/sys/class/bdi/{dev}/read_ahead_kb");
+    match std::fs::write(&path, crate::fs::READAHEAD_KB.to_string()) {
+        Ok(()) => tracing::debug!(%path, kb = crate::fs::READAHEAD_KB, "readahead raised"),
+        Err(e) => tracing::debug!(%path, error = %e, "readahead left as the kernel set it"),
+    }
 }
 
 fn init_logging(verbose: bool) {

@@ -199,9 +199,10 @@ pub(crate) struct MountArgs {
     /// Asia/Shanghai) [default: this machine's].
     #[arg(long, value_name = "ZONE")]
     pub timezone: Option<String>,
-    /// How many files are downloaded at once.
-    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
-    pub max_downloads: u16,
+    /// Connections to the service for file bytes, prefetch included (one budget for the
+    /// whole mount; reads a program waits on go first).
+    #[arg(long, alias = "max-downloads", value_name = "N", default_value_t = crate::content::DEFAULT_MAX_CONNECTIONS as u16, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_connections: u16,
     /// The most disk the cache of downloaded originals may use, e.g. 500MiB, 20GiB, 1T
     /// (the least recently read files are deleted to stay under it).
     #[arg(long, value_name = "SIZE", default_value = "10GiB", value_parser = parse_size)]
@@ -212,8 +213,9 @@ pub(crate) struct MountArgs {
     /// is smaller].
     #[arg(long, value_name = "SIZE|PERCENT", default_value = "default", value_parser = parse_min_free, hide_default_value = true)]
     pub min_free_space: MinFree,
-    /// How long one request may wait for the service (connecting, or a pause in the middle of
-    /// a download) before it is abandoned and tried again.
+    /// How long a read may wait without a byte of its file arriving before it fails with EIO
+    /// (a dead network fails reads within this time; cached files keep working). A stuck
+    /// request is abandoned and tried again after a third of it.
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub io_timeout: u64,
     /// Log more (debug level); MICLOUDFS_LOG=<filter> sets any tracing filter.

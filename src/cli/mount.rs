@@ -130,7 +130,7 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         source,
         zone,
         include_private: args.include_private,
-        max_downloads: args.max_downloads as usize,
+        max_connections: args.max_connections as usize,
         max_cache_bytes: args.max_cache_size,
         min_free: args.min_free_space,
         io_timeout: std::time::Duration::from_secs(args.io_timeout),

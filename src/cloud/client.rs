@@ -12,8 +12,11 @@
 //!
 //! Listings page with `pageSize` 100 until `isLastPage` or an empty page, with a hard cap
 //! on the number of pages so that a server that never says "last" cannot loop us forever.
-//! Downloads run the three steps of spec §4 and hand back the body as a stream; a refused
-//! (expired) URL is resolved again from step 1.
+//! Downloads run the three steps of spec §4 and hand back the body as a stream. The data
+//! path calls the steps apart and once each (`resolve` = storage + JSONP, `fetch` = the POST,
+//! with an HTTP `Range` when asked, 206 or 200 accepted): retrying, reusing a resolved URL
+//! and resolving it again when refused are the content layer's (`content::retry`), so tries
+//! never multiply. `open_download` keeps the three steps with retries for other callers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use reqwest::header::{CONTENT_TYPE, COOKIE};
+use reqwest::header::{CONTENT_RANGE, CONTENT_TYPE, COOKIE, RANGE};
 use reqwest::StatusCode;
 use url::Url;
 
@@ -30,7 +33,7 @@ use super::session::{
     malformed, now_ms, sensitive, transient, CredentialSource, Credentials, Session,
 };
 use super::wire::{self, AlbumPage, Envelope, ItemPage, JsonpPayload, StorageData};
-use super::{Download, GalleryApi};
+use super::{ContentRange, Download, GalleryApi, Resolved, ResolvedTarget};
 use crate::model::{Album, AlbumId, Item, ItemId};
 
 /// How many times one logical request is tried before a transient failure is reported.
@@ -321,8 +324,8 @@ impl HttpGalleryClient {
         Err(transient(what, "HTTP 401 after a refresh"))
     }
 
-    /// Step 1 to 3 of spec §4 once; the caller retries.
-    async fn try_download(&self, id: ItemId) -> Result<Download, CloudError> {
+    /// Steps 1 and 2 of spec §4 once: the URL-B and META of the item's download.
+    async fn resolve_once(&self, id: ItemId) -> Result<Resolved, CloudError> {
         let what = format!("the download of item {id}");
         let url = self.api_url("gallery/storage", &[("id", id.to_string())])?;
         let data = self.get_once(&url, &what).await.map_err(|e| match e {
@@ -352,24 +355,65 @@ impl HttpGalleryClient {
             .base
             .join(&payload.url)
             .map_err(|e| malformed(&what, e))?;
+        Ok(Resolved {
+            item: id,
+            target: Some(Arc::new(ResolvedTarget {
+                url: url_b,
+                meta: payload.meta,
+            })),
+            resolved_at: std::time::Instant::now(),
+        })
+    }
 
-        // Step 3: POST meta, the body is the file.
+    /// Step 3 of spec §4 once: POST meta, the body is the file (or the asked range of it).
+    async fn fetch_once(
+        &self,
+        resolved: &Resolved,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Download, CloudError> {
+        let id = resolved.item;
+        let what = format!("the download of item {id}");
+        let Some(target) = &resolved.target else {
+            return Err(CloudError::Config(format!(
+                "{what}: fetch was given a resolution without a URL"
+            )));
+        };
         let form = format!(
             "meta={}",
-            percent_encoding::utf8_percent_encode(
-                &payload.meta,
-                percent_encoding::NON_ALPHANUMERIC
-            )
+            percent_encoding::utf8_percent_encode(&target.meta, percent_encoding::NON_ALPHANUMERIC)
         );
-        let resp = self
+        let mut req = self
             .http
-            .post(url_b)
+            .post(target.url.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .map_err(|e| transient(&what, e))?;
-        check_download_status(resp.status(), &what)?;
+            .body(form);
+        if let Some(r) = &range {
+            if r.start >= r.end {
+                return Err(CloudError::Config(format!("{what}: empty range {r:?}")));
+            }
+            req = req.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
+        }
+        let resp = req.send().await.map_err(|e| transient(&what, e))?;
+        let status = resp.status();
+        if status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Err(malformed(
+                &what,
+                format!("HTTP 416 for the range {range:?}: the file is not the listed size"),
+            ));
+        }
+        check_download_status(status, &what)?;
+        let partial = if status == StatusCode::PARTIAL_CONTENT {
+            let header = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            Some(ContentRange::parse(header).ok_or_else(|| {
+                malformed(&what, format!("HTTP 206 with Content-Range {header:?}"))
+            })?)
+        } else {
+            None
+        };
         let content_length = resp.content_length();
         let body = resp
             .bytes_stream()
@@ -383,8 +427,15 @@ impl HttpGalleryClient {
             .boxed();
         Ok(Download {
             content_length,
+            partial,
             body,
         })
+    }
+
+    /// Step 1 to 3 of spec §4 once; the caller retries.
+    async fn try_download(&self, id: ItemId) -> Result<Download, CloudError> {
+        let resolved = self.resolve_once(id).await?;
+        self.fetch_once(&resolved, None).await
     }
 }
 
@@ -548,6 +599,18 @@ impl GalleryApi for HttpGalleryClient {
     async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
         let what = format!("the download of item {id}");
         with_retries(&what, || self.try_download(id)).await
+    }
+
+    async fn resolve(&self, id: ItemId) -> Result<Resolved, CloudError> {
+        self.resolve_once(id).await
+    }
+
+    async fn fetch(
+        &self,
+        resolved: &Resolved,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<Download, CloudError> {
+        self.fetch_once(resolved, range).await
     }
 }
 

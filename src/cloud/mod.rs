@@ -7,8 +7,13 @@
 
 mod client;
 mod error;
+#[cfg(test)]
+pub(crate) mod fake;
 mod session;
 mod wire;
+
+use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -24,7 +29,60 @@ use crate::model::{Album, AlbumId, Item, ItemId};
 pub struct Download {
     /// `Content-Length` when the service sent one.
     pub content_length: Option<u64>,
+    /// What a 206 answer's `Content-Range` says the body holds; `None` for a 200, whose body
+    /// is the whole file from byte 0 (a server that ignores `Range` answers so).
+    pub partial: Option<ContentRange>,
     pub body: BoxStream<'static, Result<Bytes, CloudError>>,
+}
+
+/// `Content-Range: bytes START-END/TOTAL` of a 206 answer (END inclusive).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ContentRange {
+    pub start: u64,
+    pub end_inclusive: u64,
+    pub total: u64,
+}
+
+impl ContentRange {
+    /// Parses `bytes a-b/n`; `None` for anything else (`*/n`, several ranges, garbage).
+    pub fn parse(value: &str) -> Option<ContentRange> {
+        let rest = value.trim().strip_prefix("bytes")?.trim_start();
+        let (span, total) = rest.split_once('/')?;
+        let (a, b) = span.split_once('-')?;
+        let r = ContentRange {
+            start: a.trim().parse().ok()?,
+            end_inclusive: b.trim().parse().ok()?,
+            total: total.trim().parse().ok()?,
+        };
+        (r.start <= r.end_inclusive && r.end_inclusive < r.total).then_some(r)
+    }
+}
+
+/// Where the bytes of one item can be fetched from: steps 1 and 2 of the download (spec
+/// §4), done once and reused for every part until the URL expires or is refused.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    pub item: ItemId,
+    /// URL-B and META; `None` for services whose `fetch` needs only the item id (fakes).
+    pub(crate) target: Option<Arc<ResolvedTarget>>,
+    pub resolved_at: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct ResolvedTarget {
+    pub url: url::Url,
+    pub meta: String,
+}
+
+impl Resolved {
+    /// A resolution that carries only the item id (the default `resolve`).
+    pub fn bare(item: ItemId) -> Resolved {
+        Resolved {
+            item,
+            target: None,
+            resolved_at: Instant::now(),
+        }
+    }
 }
 
 /// What the rest of the client needs from the gallery service.
@@ -34,6 +92,23 @@ pub trait GalleryApi: Send + Sync + 'static {
     async fn list_albums(&self) -> Result<Vec<Album>, CloudError>;
     /// Every item of one album (all pages), newest first as the service sorts them.
     async fn list_album_items(&self, album: AlbumId) -> Result<Vec<Item>, CloudError>;
-    /// Starts the download of an item's original bytes.
+    /// Starts the download of an item's original bytes (all three steps, with retries).
     async fn open_download(&self, item: ItemId) -> Result<Download, CloudError>;
+
+    /// Steps 1 and 2 of a download, tried once: the data path retries (`content::retry`).
+    /// The default carries the id only, for services whose `fetch` needs nothing more.
+    async fn resolve(&self, item: ItemId) -> Result<Resolved, CloudError> {
+        Ok(Resolved::bare(item))
+    }
+
+    /// Step 3, tried once: the bytes `range` (start..end) of the file, or all of it. The
+    /// service may ignore the range and answer the whole file (`Download::partial` is then
+    /// `None`). The default ignores ranges and calls `open_download`.
+    async fn fetch(
+        &self,
+        resolved: &Resolved,
+        _range: Option<std::ops::Range<u64>>,
+    ) -> Result<Download, CloudError> {
+        self.open_download(resolved.item).await
+    }
 }

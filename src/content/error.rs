@@ -47,6 +47,30 @@ pub enum ContentError {
 
     #[error("the mount is shutting down")]
     ShuttingDown,
+
+    #[error(
+        "no byte of item {id} arrived for {secs} s (past --io-timeout){}; check the \
+         network, or raise --io-timeout for a slow link",
+        last.as_deref().map(|l| format!("; last error: {l}")).unwrap_or_default()
+    )]
+    TimedOut {
+        id: ItemId,
+        secs: u64,
+        last: Option<String>,
+    },
+
+    #[error(
+        "item {id}: this handle was given bytes of a download that did not match the \
+         listed SHA-1, and the download that matched differs there; close the file and \
+         open it again to read it right"
+    )]
+    Poisoned { id: ItemId },
+
+    #[error("the download of item {0} was abandoned (nobody reads it any more)")]
+    Cancelled(ItemId),
+
+    #[error("internal error: {0} (please report this with the log)")]
+    Internal(String),
 }
 
 impl ContentError {

@@ -8,6 +8,10 @@
 //!   push out the least recently used ones until the total fits again. The object just
 //!   admitted is never evicted by its own admission: a single file larger than the cap is
 //!   still served, and goes at the next admission.
+//! - Downloads in progress count too: a transfer `reserve`s its size before its first byte
+//!   is written (evicting as needed), and the reservation becomes the object at `admit`, or
+//!   is released if the download is abandoned. So objects plus `.part` files stay under the
+//!   cap while a copy larger than the cap runs, prefetch included.
 //! - Eviction only decides; the caller deletes the files (a reader that has an object open
 //!   keeps reading it: on Linux an unlinked file lives on until its last descriptor closes).
 //!
@@ -28,6 +32,8 @@ pub(crate) struct CacheIndex {
 struct Inner {
     lru: LruCache<Sha1Digest, u64>,
     total: u64,
+    /// Bytes reserved by downloads in progress.
+    pending: u64,
 }
 
 impl CacheIndex {
@@ -69,6 +75,7 @@ impl CacheIndex {
             inner: Mutex::new(Inner {
                 lru: LruCache::unbounded(),
                 total: 0,
+                pending: 0,
             }),
         };
         if let Ok(mut inner) = index.inner.lock() {
@@ -96,6 +103,39 @@ impl CacheIndex {
         }
     }
 
+    /// Reserves `size` bytes for a download about to be written; returns the objects to
+    /// delete so that objects and reservations fit under the cap (least recently used first).
+    pub fn reserve(&self, size: u64) -> Vec<Sha1Digest> {
+        let Ok(mut inner) = self.inner.lock() else {
+            return Vec::new();
+        };
+        inner.pending += size;
+        let mut evicted = Vec::new();
+        while inner.total + inner.pending > self.max_bytes {
+            match inner.lru.pop_lru() {
+                Some((victim, victim_size)) => {
+                    inner.total -= victim_size;
+                    evicted.push(victim);
+                }
+                None => break,
+            }
+        }
+        evicted
+    }
+
+    /// Releases a reservation (the download was abandoned, or became an object).
+    pub fn unreserve(&self, size: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.pending = inner.pending.saturating_sub(size);
+        }
+    }
+
+    /// Bytes reserved by downloads in progress.
+    #[cfg(test)]
+    pub fn pending_bytes(&self) -> u64 {
+        self.inner.lock().map(|i| i.pending).unwrap_or(0)
+    }
+
     /// Records a new object (or re-promotes a known one) and returns the objects to delete
     /// to get back under the cap, least recently used first.
     pub fn admit(&self, sha1: Sha1Digest, size: u64) -> Vec<Sha1Digest> {
@@ -107,7 +147,7 @@ impl CacheIndex {
         }
         inner.total += size;
         let mut evicted = Vec::new();
-        while inner.total > self.max_bytes && inner.lru.len() > 1 {
+        while inner.total + inner.pending > self.max_bytes && inner.lru.len() > 1 {
             match inner.lru.pop_lru() {
                 Some((victim, victim_size)) => {
                     inner.total -= victim_size;
@@ -215,6 +255,24 @@ mod tests {
         assert_eq!(idx.admit(d(1), 1), vec![d(0xbb)]);
         idx.forget(&d(0xaa));
         assert_eq!(idx.total_bytes(), 1);
+    }
+
+    #[test]
+    fn reservations_count_under_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let idx = CacheIndex::scan(dir.path(), 100);
+        idx.admit(d(1), 40);
+        idx.admit(d(2), 40);
+        // A 50-byte download needs room for its bytes before they are written.
+        assert_eq!(idx.reserve(50), vec![d(1)]);
+        assert_eq!(idx.pending_bytes(), 50);
+        // Becoming an object: the reservation goes, the object counts.
+        idx.unreserve(50);
+        assert!(idx.admit(d(3), 50).is_empty());
+        assert_eq!(idx.total_bytes(), 90);
+        idx.reserve(30);
+        idx.unreserve(30);
+        assert_eq!(idx.pending_bytes(), 0);
     }
 
     #[test]

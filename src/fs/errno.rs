@@ -19,7 +19,11 @@ pub fn for_content(e: &ContentError) -> Errno {
             _ => Errno::EIO,
         },
         ContentError::NoRoom { .. } | ContentError::TooBigForMemory { .. } => Errno::EIO,
-        ContentError::ShuttingDown => Errno::EIO,
+        ContentError::ShuttingDown
+        | ContentError::TimedOut { .. }
+        | ContentError::Poisoned { .. }
+        | ContentError::Cancelled(_)
+        | ContentError::Internal(_) => Errno::EIO,
     }
 }
 

@@ -1,32 +1,40 @@
-//! The FUSE adapter: kernel operation → `view` / `content` call → reply. No policy here.
+//! The FUSE adapter: kernel operation → `view` / data-path call → reply. No policy here.
 //!
 //! - Metadata operations (lookup, getattr, readdir[plus], xattrs, statfs) are answered from
 //!   the in-memory `View` on the FUSE thread: no I/O, microseconds each.
-//! - `open` of a media file registers a handle and starts the fetch in the background;
-//!   `read` hands its reply to a tokio task that waits for the verified object and reads
-//!   it with `pread`. No FUSE thread ever waits on the network.
+//! - `open`, `read` and `release` go to the data path's core ([`data::DataCore`], async,
+//!   unit-tested without a kernel); their replies are sent from tokio tasks, so no FUSE
+//!   thread ever waits on the network. `open` of a verified cache file is answered with a
+//!   passthrough backing file where the kernel allows it ([`passthrough`]): the kernel
+//!   then reads the cache file itself.
 //! - Content is immutable, so files are opened with `FOPEN_KEEP_CACHE` and entries and
 //!   attributes get a long TTL (`ATTR_TTL`): a second `rsync` or `ls -l` costs no upcalls.
+//!   A download found not to match its SHA-1 after some of it was read drops the inode's
+//!   pages (`inval_inode`, through [`GalleryFs::install_notifier`]).
+//! - The kernel may send reads of up to 1 MiB (`max_pages` 256; fuser asks for
+//!   `FUSE_MAX_PAGES`), keep 64 requests in the background, and the daemon raises the
+//!   mount's readahead to [`READAHEAD_KB`] where it may (`/sys/class/bdi`, root only).
 //! - Every write-like operation answers EROFS; the mount is also made `ro` in the kernel.
 
+pub mod data;
 mod errno;
+pub mod passthrough;
+pub mod prefetch;
+pub mod viewtree;
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::content::ContentCache;
+use crate::view::{Ino, Node, NodeKind, View};
+use data::DataCore;
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation, INodeNo, KernelConfig,
     OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
     ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
-use tokio::sync::OnceCell;
-
-use crate::content::{ContentCache, ItemBytes};
-use crate::model::Item;
-use crate::view::{Ino, Node, NodeKind, View};
+use passthrough::Passthrough;
 
 /// Entries and attributes never change while mounted (a refresh will invalidate them).
 const ATTR_TTL: Duration = Duration::from_secs(3600);
@@ -34,24 +42,16 @@ const ATTR_TTL: Duration = Duration::from_secs(3600);
 /// of the 4 KiB default... and matches the kernel's largest FUSE read.
 const BLKSIZE: u32 = 128 * 1024;
 
-/// The bytes behind an open file handle.
-enum OpenContent {
-    Media {
-        item: Item,
-        /// The verified bytes (a cached object, or memory when the cache disk cannot hold
-        /// them), or why they could not be had: fetched once per handle, so a failure is
-        /// answered from here instead of being fetched again by every read.
-        file: OnceCell<Result<Arc<ItemBytes>, Errno>>,
-    },
-    Generated(Arc<[u8]>),
-}
+/// The mount's readahead, where the daemon may set it: 1 MiB lets the kernel ask for a
+/// cold file's bytes in requests of the largest size (and keeps a random 1 MiB read from
+/// pulling in more than 2 MiB).
+pub const READAHEAD_KB: u32 = 1024;
 
 pub struct GalleryFs {
     view: Arc<View>,
-    content: Arc<ContentCache>,
+    core: Arc<DataCore>,
+    passthrough: Arc<Passthrough>,
     rt: tokio::runtime::Handle,
-    handles: Mutex<HashMap<u64, Arc<OpenContent>>>,
-    next_fh: AtomicU64,
     uid: u32,
     gid: u32,
 }
@@ -60,15 +60,35 @@ impl GalleryFs {
     pub fn new(view: Arc<View>, content: Arc<ContentCache>, rt: tokio::runtime::Handle) -> Self {
         // SAFETY: geteuid/getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+        let cap = content.max_bytes();
+        let tree = Arc::new(viewtree::ViewTree(view.clone()));
         GalleryFs {
             view,
-            content,
+            core: Arc::new(DataCore::new(tree, content, cap)),
+            passthrough: Arc::new(Passthrough::new()),
             rt,
-            handles: Mutex::new(HashMap::new()),
-            next_fh: AtomicU64::new(1),
             uid,
             gid,
         }
+    }
+
+    /// The data path's core (counters, tests).
+    pub fn core(&self) -> Arc<DataCore> {
+        self.core.clone()
+    }
+
+    /// Lets the data path drop the kernel's pages of an inode (once the session exists).
+    pub fn install_notifier(core: &DataCore, notifier: fuser::Notifier) {
+        let notifier = Arc::new(notifier);
+        core.set_kernel(Box::new(move |ino| {
+            let n = notifier.clone();
+            // Off the async threads: the kernel waits for pages being read to unlock.
+            std::thread::spawn(move || {
+                if let Err(e) = n.inval_inode(INodeNo(ino), 0, 0) {
+                    tracing::debug!(ino, error = %e, "cannot drop the kernel's pages of an inode");
+                }
+            });
+        }));
     }
 
     fn attr(&self, node: &Node) -> FileAttr {
@@ -96,10 +116,6 @@ impl GalleryFs {
             blksize: BLKSIZE,
             flags: 0,
         }
-    }
-
-    fn handle(&self, fh: FileHandle) -> Option<Arc<OpenContent>> {
-        self.handles.lock().ok()?.get(&fh.0).cloned()
     }
 
     /// The entries of a directory from position `offset` on, "." and ".." first, as
@@ -155,6 +171,19 @@ impl fuser::Filesystem for GalleryFs {
         let _ = config.add_capabilities(
             fuser::InitFlags::FUSE_DO_READDIRPLUS | fuser::InitFlags::FUSE_READDIRPLUS_AUTO,
         );
+        // Verified cache files are read by the kernel directly, where it can.
+        let passthrough = config
+            .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
+            .is_ok()
+            && config.set_max_stack_depth(1).is_ok();
+        self.passthrough.set_enabled(passthrough);
+        if passthrough {
+            tracing::info!(
+                "FUSE passthrough: verified cached files are read by the kernel directly"
+            );
+        } else {
+            tracing::info!("FUSE passthrough not offered by this kernel (it needs 6.9 or later); cached files are read through the daemon");
+        }
         Ok(())
     }
 
@@ -178,37 +207,24 @@ impl fuser::Filesystem for GalleryFs {
         if write != 0 {
             return reply.error(Errno::EROFS);
         }
-        let Some(node) = self.view.node(ino.0) else {
-            return reply.error(Errno::ENOENT);
-        };
-        let content = match node.kind {
-            NodeKind::Dir => return reply.error(Errno::EISDIR),
-            NodeKind::Sha1Sums => match self.view.sha1sums(node.ino) {
-                Some(bytes) => OpenContent::Generated(bytes),
-                None => return reply.error(Errno::EIO),
-            },
-            NodeKind::File(_) => match self.view.item(node.ino) {
-                Some(item) => OpenContent::Media {
-                    item: item.clone(),
-                    file: OnceCell::new(),
-                },
-                None => return reply.error(Errno::ENOENT),
-            },
-        };
-        let content = Arc::new(content);
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        match self.handles.lock() {
-            Ok(mut h) => h.insert(fh, content.clone()),
-            Err(_) => return reply.error(Errno::EIO),
-        };
-        // Start the download now: the first read is usually microseconds away.
-        if let OpenContent::Media { .. } = &*content {
-            let cache = self.content.clone();
-            self.rt.spawn(async move {
-                let _ = open_media(&cache, &content).await;
-            });
-        }
-        reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+        let (core, passthrough) = (self.core.clone(), self.passthrough.clone());
+        self.rt.spawn(async move {
+            match core.open(ino.0).await {
+                Ok(opening) => {
+                    let backed = passthrough.reply(
+                        reply,
+                        ino.0,
+                        opening.fh,
+                        FopenFlags::FOPEN_KEEP_CACHE,
+                        opening.backing.as_deref(),
+                    );
+                    if backed {
+                        core.note_passthrough(opening.fh);
+                    }
+                }
+                Err(errno) => reply.error(errno),
+            }
+        });
     }
 
     fn read(
@@ -222,53 +238,11 @@ impl fuser::Filesystem for GalleryFs {
         _lock_owner: Option<fuser::LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(content) = self.handle(fh) else {
-            return reply.error(Errno::EBADF);
-        };
-        if let OpenContent::Generated(bytes) = &*content {
-            let start = (offset as usize).min(bytes.len());
-            let end = start.saturating_add(size as usize).min(bytes.len());
-            return reply.data(&bytes[start..end]);
-        }
-        let cache = self.content.clone();
+        let core = self.core.clone();
         self.rt.spawn(async move {
-            let file = match open_media(&cache, &content).await {
-                Ok(f) => f,
-                Err(errno) => return reply.error(errno),
-            };
-            let size_listed = match &*content {
-                OpenContent::Media { item, .. } => item.size,
-                OpenContent::Generated(_) => 0,
-            };
-            let read = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; size as usize];
-                let filled = file.read_at(&mut buf, offset)?;
-                buf.truncate(filled);
-                Ok::<_, std::io::Error>(buf)
-            })
-            .await;
-            match read {
-                Ok(Ok(buf)) => {
-                    // Only the end of the file may answer short: anything else would hand
-                    // the reader a truncated copy (a cached object cut behind our back).
-                    let expected = (size as u64).min(size_listed.saturating_sub(offset));
-                    if (buf.len() as u64) < expected {
-                        tracing::error!(
-                            offset,
-                            got = buf.len(),
-                            expected,
-                            "a cached object is shorter than its listing; failing the read \
-                             (run `micloudfs cache check --repair`)"
-                        );
-                        return reply.error(Errno::EIO);
-                    }
-                    reply.data(&buf)
-                }
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "cannot read a cached object");
-                    reply.error(Errno::EIO)
-                }
-                Err(_) => reply.error(Errno::EIO),
+            match core.read(fh.0, offset, size).await {
+                Ok(buf) => reply.data(&buf),
+                Err(errno) => reply.error(errno),
             }
         });
     }
@@ -295,9 +269,8 @@ impl fuser::Filesystem for GalleryFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        if let Ok(mut h) = self.handles.lock() {
-            h.remove(&fh.0);
-        }
+        self.core.release(fh.0);
+        self.passthrough.release(fh.0);
         reply.ok();
     }
 
@@ -525,19 +498,4 @@ impl fuser::Filesystem for GalleryFs {
     ) {
         reply.error(Errno::EROFS);
     }
-}
-
-/// Waits for the item's verified object and opens it (once per handle).
-async fn open_media(cache: &ContentCache, content: &OpenContent) -> Result<Arc<ItemBytes>, Errno> {
-    let OpenContent::Media { item, file } = content else {
-        return Err(Errno::EBADF);
-    };
-    file.get_or_init(|| async {
-        cache.open_item(item).await.map(Arc::new).map_err(|e| {
-            tracing::error!(id = %item.id, name = %item.file_name.escape_debug(), error = %e, "cannot fetch");
-            errno::for_content(&e)
-        })
-    })
-    .await
-    .clone()
 }

@@ -121,6 +121,11 @@ impl Sim {
     pub fn stats(&self) -> serde_json::Value {
         self.get_json("/_sim/stats")
     }
+
+    /// The emulator's process id (to stop it with SIGSTOP, say).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
 }
 
 impl Drop for Sim {

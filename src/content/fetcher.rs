@@ -1,0 +1,532 @@
+//! A job: fetches one range of one transfer (or, from a server that ignores `Range`, the
+//! whole file), retrying as `retry` says, and writes what arrives into the transfer.
+//!
+//! One try = (the resolved URL, reused, or resolve it) + one `fetch` + the body, while
+//! holding a connection [`Slot`](super::sched::Slot). The body is written in pieces of
+//! [`PIECE`] bytes as it arrives, so a reader waiting on the first bytes of a 241 MiB video
+//! gets them a round trip after the request, not after the whole part.
+//!
+//! What an answer may be:
+//! - **206** with `Content-Range` starting where asked and the listed total: the server
+//!   honours Range (learned for the mount);
+//! - **200**: the whole file from byte 0 (the server ignores Range, learned for the mount);
+//!   the job becomes the transfer's one whole-file stream, or stops if there already is
+//!   one. Bytes already present are skipped, not written again;
+//! - a length (Content-Length, Content-Range total, or more bytes than asked) that does
+//!   not fit the listing: a mismatch, as a wrong SHA-1 is;
+//! - a body cut short, a stall of [`retry::stall_timeout`], 5xx, a refused URL: tried again
+//!   (a refused URL is resolved again first).
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use super::retry;
+use super::sched::Urgency;
+use super::transfer::{Phase, Transfer};
+use super::{ContentCache, ContentError};
+use crate::cloud::{CloudError, Resolved};
+
+/// Bytes gathered before one write (and one hand-off to a blocking thread).
+pub const PIECE: usize = 256 << 10;
+
+/// How long a resolved download URL is reused (the real service's lifetime is not known,
+/// spec §4.5; the emulator's default is 5 min).
+pub const URL_REUSE: Duration = Duration::from_secs(60);
+
+/// How a job ended.
+pub(crate) enum JobEnd {
+    /// Its bytes are present.
+    Done,
+    /// Its generation is gone (or the transfer ended): nothing to do.
+    Stale,
+    /// Its last write let the SHA-1 reach the end of the file: verify now.
+    Verify,
+    /// Gave up after retries; the reason.
+    GaveUp(ContentError),
+    /// A failure no retry can mend (the item was deleted, the session is dead...).
+    Fatal(ContentError),
+    /// The service's answer does not fit the listing.
+    Mismatch(String),
+    /// The store could not take the bytes (disk full or failing).
+    StoreFailed(std::io::Error),
+}
+
+enum TryEnd {
+    /// The range (or the file) is in.
+    Complete,
+    Verify,
+    Stale,
+}
+
+enum TryError {
+    /// The transfer moved on (a new generation, cancelled): stop quietly.
+    Stale,
+    Retry(ContentError, bool),
+    Fatal(ContentError),
+    Mismatch(String),
+    Store(std::io::Error),
+}
+
+/// Runs a job to its end and reports it to the cache.
+pub(crate) async fn run(
+    cache: Arc<ContentCache>,
+    t: Arc<Transfer>,
+    gen: u64,
+    id: u64,
+    range: Range<u64>,
+    urgency: Arc<Urgency>,
+    whole: bool,
+) {
+    let end = job(&cache, &t, gen, &range, &urgency, whole).await;
+    cache.job_ended(&t, gen, id, &range, end).await;
+}
+
+async fn job(
+    cache: &Arc<ContentCache>,
+    t: &Arc<Transfer>,
+    gen: u64,
+    range: &Range<u64>,
+    urgency: &Arc<Urgency>,
+    mut whole: bool,
+) -> JobEnd {
+    let stall = retry::stall_timeout(cache.io_timeout);
+    let mut failures = 0u32;
+    loop {
+        let start = {
+            let Ok(st) = t.lock() else {
+                return JobEnd::Stale;
+            };
+            if st.gen != gen || !matches!(st.phase, Phase::Fetching) {
+                return JobEnd::Stale;
+            }
+            if whole {
+                if st.present.covers(t.size()) {
+                    return JobEnd::Done;
+                }
+                0
+            } else {
+                match st.present.gaps(range.clone()).first() {
+                    None => return JobEnd::Done,
+                    Some(g) => g.start,
+                }
+            }
+        };
+        let slot = cache.sched.acquire(urgency.clone()).await;
+        let present_before = t.lock().map(|s| s.present.len()).unwrap_or(0);
+        let result = attempt(cache, t, gen, start, range, &mut whole, stall).await;
+        drop(slot);
+        match result {
+            Ok(TryEnd::Complete) => failures = 0,
+            Ok(TryEnd::Verify) => return JobEnd::Verify,
+            Ok(TryEnd::Stale) => return JobEnd::Stale,
+            Err(TryError::Stale) => return JobEnd::Stale,
+            Err(TryError::Fatal(e)) => return JobEnd::Fatal(e),
+            Err(TryError::Mismatch(d)) => return JobEnd::Mismatch(d),
+            Err(TryError::Store(e)) => return JobEnd::StoreFailed(e),
+            Err(TryError::Retry(e, refused)) => {
+                let progressed = t.lock().map(|s| s.present.len()).unwrap_or(0) > present_before;
+                failures = if progressed { 1 } else { failures + 1 };
+                let since_progress = t
+                    .lock()
+                    .map(|mut s| {
+                        s.last_error = Some(e.clone());
+                        s.last_progress.elapsed()
+                    })
+                    .unwrap_or_default();
+                t.bump();
+                let demand = urgency.is_demand();
+                if !demand && failures >= retry::PREFETCH_TRIES {
+                    return JobEnd::GaveUp(e);
+                }
+                if demand
+                    && failures >= retry::TRIES_WITHOUT_PROGRESS
+                    && since_progress >= cache.io_timeout
+                {
+                    return JobEnd::GaveUp(e);
+                }
+                if refused {
+                    *t.resolved.lock().await = None;
+                }
+                tracing::debug!(id = %t.item.id, error = %e, failures, "download interrupted; trying again");
+                // No slot is held while sleeping.
+                tokio::time::sleep(retry::backoff(failures)).await;
+            }
+        }
+    }
+}
+
+/// Awaits `fut`, a step of a try: abandoned after `stall` if the mount heard nothing from
+/// the service meanwhile, else after `retry::PATIENCE` × `--io-timeout` (see `retry`).
+async fn patient<F: std::future::Future>(
+    cache: &ContentCache,
+    t: &Transfer,
+    stall: Duration,
+    what: &str,
+    fut: F,
+) -> Result<F::Output, TryError> {
+    let cap = cache.io_timeout * retry::PATIENCE;
+    let start = std::time::Instant::now();
+    tokio::pin!(fut);
+    loop {
+        match tokio::time::timeout(stall, &mut fut).await {
+            Ok(v) => {
+                cache.note_alive();
+                return Ok(v);
+            }
+            Err(_) => {
+                if cache.quiet_for() >= stall || start.elapsed() >= cap {
+                    return Err(stalled(t, what, start.elapsed()));
+                }
+            }
+        }
+    }
+}
+
+/// The resolved URL of the transfer: reused while young, resolved again otherwise. One
+/// resolution at a time per transfer (the others wait for it).
+async fn resolved(
+    cache: &ContentCache,
+    t: &Transfer,
+    stall: Duration,
+) -> Result<Resolved, TryError> {
+    let mut slot = t.resolved.lock().await;
+    if let Some(r) = slot.as_ref() {
+        if r.resolved_at.elapsed() < URL_REUSE {
+            return Ok(r.clone());
+        }
+    }
+    let r = match patient(
+        cache,
+        t,
+        stall,
+        "resolving the download URL",
+        cache.api.resolve(t.item.id),
+    )
+    .await?
+    {
+        Ok(r) => r,
+        Err(e) => return Err(classify(t, e)),
+    };
+    cache
+        .stats
+        .resolves
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    *slot = Some(r.clone());
+    Ok(r)
+}
+
+fn stalled(t: &Transfer, what: &str, waited: Duration) -> TryError {
+    TryError::Retry(
+        ContentError::Cloud(Arc::new(CloudError::Transient {
+            what: format!("the download of item {}", t.item.id),
+            detail: format!("no answer for {:.1} s while {what}", waited.as_secs_f64()),
+            attempts: 1,
+        })),
+        false,
+    )
+}
+
+fn classify(t: &Transfer, e: CloudError) -> TryError {
+    match e {
+        CloudError::UrlRefused { .. } => {
+            TryError::Retry(ContentError::from_cloud(&t.item, e), true)
+        }
+        e if e.is_transient() => TryError::Retry(ContentError::from_cloud(&t.item, e), false),
+        e => TryError::Fatal(ContentError::from_cloud(&t.item, e)),
+    }
+}
+
+/// One try: fetch from `start` to the end of `range` (or the whole file) and write it.
+async fn attempt(
+    cache: &Arc<ContentCache>,
+    t: &Arc<Transfer>,
+    gen: u64,
+    start: u64,
+    range: &Range<u64>,
+    whole: &mut bool,
+    stall: Duration,
+) -> Result<TryEnd, TryError> {
+    let size = t.size();
+    let resolved = resolved(cache, t, stall).await?;
+    let ask = if *whole || cache.range_support() == Some(false) {
+        None
+    } else {
+        Some(start..range.end)
+    };
+    let download = match patient(
+        cache,
+        t,
+        stall,
+        "waiting for the download to start",
+        cache.api.fetch(&resolved, ask.clone()),
+    )
+    .await?
+    {
+        Ok(d) => d,
+        Err(e) => return Err(classify(t, e)),
+    };
+    cache
+        .stats
+        .downloads
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (mut at, end) = match (download.partial, &ask) {
+        (Some(cr), Some(ask)) => {
+            if cr.total != size {
+                return Err(TryError::Mismatch(format!(
+                    "the service says the file has {} bytes, the listing says {size}",
+                    cr.total
+                )));
+            }
+            if cr.start != ask.start || cr.end_inclusive >= ask.end {
+                return Err(TryError::Retry(
+                    ContentError::Cloud(Arc::new(CloudError::Malformed {
+                        what: format!("the download of item {}", t.item.id),
+                        detail: format!(
+                            "asked for bytes {}-{}, got {}-{}",
+                            ask.start,
+                            ask.end - 1,
+                            cr.start,
+                            cr.end_inclusive
+                        ),
+                    })),
+                    false,
+                ));
+            }
+            cache.learn_range_support(true);
+            (cr.start, cr.end_inclusive + 1)
+        }
+        (Some(_), None) => {
+            return Err(TryError::Retry(
+                ContentError::Cloud(Arc::new(CloudError::Malformed {
+                    what: format!("the download of item {}", t.item.id),
+                    detail: "a partial answer (206) to a request for the whole file".into(),
+                })),
+                false,
+            ));
+        }
+        (None, _) => {
+            if let Some(len) = download.content_length {
+                if len != size {
+                    return Err(TryError::Mismatch(format!(
+                        "the service sends {len} bytes, the listing says {size}"
+                    )));
+                }
+            }
+            if ask.is_some() {
+                cache.learn_range_support(false);
+            }
+            if !*whole {
+                // The whole file is coming: this job becomes the transfer's one stream.
+                let mut st = t.lock().map_err(TryError::Fatal)?;
+                if st.gen != gen {
+                    return Ok(TryEnd::Stale);
+                }
+                if st.whole_job {
+                    return Ok(TryEnd::Stale);
+                }
+                st.whole_job = true;
+                st.requested.insert(0..size);
+                *whole = true;
+            }
+            (0, size)
+        }
+    };
+    let mut body = download.body;
+    let mut buf: Vec<u8> = Vec::with_capacity(PIECE);
+    let mut buf_at = at;
+    let mut finished = false;
+    loop {
+        let next = match patient(cache, t, stall, "receiving the file", body.next()).await {
+            Ok(n) => n,
+            Err(e) => {
+                write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                return Err(e);
+            }
+        };
+        match next {
+            None => break,
+            Some(Err(e)) => {
+                // Keep what arrived: the next try starts after it (with Range).
+                write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                return Err(classify(t, e));
+            }
+            Some(Ok(chunk)) => {
+                if at + chunk.len() as u64 > end {
+                    return Err(TryError::Mismatch(format!(
+                        "the service sent more than the {} bytes asked for",
+                        end - buf_at.min(end)
+                    )));
+                }
+                at += chunk.len() as u64;
+                buf.extend_from_slice(&chunk);
+                if buf.len() >= PIECE {
+                    write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                    buf_at = at;
+                }
+            }
+        }
+    }
+    write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+    if at != end {
+        // A short body is a cut connection, not corrupt content.
+        return Err(TryError::Retry(
+            ContentError::Cloud(Arc::new(CloudError::Transient {
+                what: format!("the download of item {}", t.item.id),
+                detail: format!("body ended at byte {at} of {end}"),
+                attempts: 1,
+            })),
+            false,
+        ));
+    }
+    Ok(if finished {
+        TryEnd::Verify
+    } else {
+        TryEnd::Complete
+    })
+}
+
+/// Writes the gathered piece at `offset` on a blocking thread, then empties `buf`.
+async fn write(
+    cache: &Arc<ContentCache>,
+    t: &Arc<Transfer>,
+    gen: u64,
+    offset: u64,
+    buf: &mut Vec<u8>,
+    finished: &mut bool,
+) -> Result<(), TryError> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let piece = std::mem::replace(buf, Vec::with_capacity(PIECE));
+    let n = piece.len() as u64;
+    let t2 = t.clone();
+    let put = tokio::task::spawn_blocking(move || t2.put(gen, offset, &piece)).await;
+    cache
+        .stats
+        .bytes_downloaded
+        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+    match put {
+        Ok(Ok(Some(done))) => {
+            *finished |= done;
+            Ok(())
+        }
+        Ok(Ok(None)) => Err(TryError::Stale),
+        Ok(Err(e)) => Err(TryError::Store(e)),
+        Err(e) => Err(TryError::Fatal(ContentError::Internal(format!(
+            "a cache writer thread failed: {e}"
+        )))),
+    }
+}
+
+/// A confirmation: fetches `range` a second time (with Range) and compares it with the
+/// bytes the transfer has there. Two bodies that agree are taken as right before the whole
+/// file is verified, so a first small read (a thumbnailer's, a viewer's) need not wait for
+/// the whole file; if they differ, the readers wait for the whole file's SHA-1.
+pub(crate) async fn confirm(
+    cache: Arc<ContentCache>,
+    t: Arc<Transfer>,
+    gen: u64,
+    id: u64,
+    range: Range<u64>,
+) {
+    let agreed = confirm_once(&cache, &t, gen, &range).await;
+    if let Ok(mut st) = t.lock() {
+        if st.gen == gen {
+            st.jobs.retain(|j| j.id != id);
+            match agreed {
+                Some(true) => st.confirmed.insert(range.clone()),
+                _ => st.confirm_failed.insert(range.clone()),
+            }
+        }
+    }
+    if agreed == Some(false) {
+        tracing::info!(id = %t.item.id, ?range, "two downloads of the same bytes differ; waiting for the whole file's SHA-1");
+    }
+    t.bump();
+}
+
+/// `Some(agree)`, or `None` when the second body could not be had.
+async fn confirm_once(
+    cache: &Arc<ContentCache>,
+    t: &Arc<Transfer>,
+    gen: u64,
+    range: &Range<u64>,
+) -> Option<bool> {
+    let stall = retry::stall_timeout(cache.io_timeout);
+    let second = {
+        let _slot = cache.sched.acquire(Urgency::demand()).await;
+        let resolved = resolved(cache, t, stall).await.ok()?;
+        let d = patient(
+            cache,
+            t,
+            stall,
+            "confirming",
+            cache.api.fetch(&resolved, Some(range.clone())),
+        )
+        .await
+        .ok()?
+        .ok()?;
+        cache
+            .stats
+            .downloads
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let cr = d.partial?;
+        if cr.start != range.start || cr.end_inclusive + 1 != range.end || cr.total != t.size() {
+            return None;
+        }
+        let mut body = d.body;
+        let mut buf = Vec::with_capacity((range.end - range.start) as usize);
+        while let Some(chunk) = patient(cache, t, stall, "confirming", body.next())
+            .await
+            .ok()?
+        {
+            buf.extend_from_slice(&chunk.ok()?);
+            if buf.len() as u64 > range.end - range.start {
+                return Some(false);
+            }
+        }
+        cache
+            .stats
+            .bytes_downloaded
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        cache
+            .stats
+            .confirmations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        buf
+    };
+    if second.len() as u64 != range.end - range.start {
+        return None;
+    }
+    // The first body's bytes, once they are in.
+    let mut rx = t.progress.subscribe();
+    let store = loop {
+        {
+            let st = t.lock().ok()?;
+            if st.gen != gen || !matches!(st.phase, Phase::Fetching) {
+                return None;
+            }
+            if st.present.contains(range) {
+                break st.store.clone();
+            }
+            rx.borrow_and_update();
+        }
+        tokio::time::timeout(cache.io_timeout, rx.changed())
+            .await
+            .ok()?
+            .ok()?;
+    };
+    let start = range.start;
+    tokio::task::spawn_blocking(move || {
+        let mut first = vec![0u8; second.len()];
+        store
+            .read_at(&mut first, start)
+            .ok()
+            .map(|_| first == second)
+    })
+    .await
+    .ok()?
+}

@@ -1,0 +1,144 @@
+//! FUSE passthrough for verified cache files (Linux 6.9+, `CAP_SYS_ADMIN`).
+//!
+//! A verified object never changes, so the kernel may read it directly: the open reply
+//! carries a *backing id* registered for the object's file descriptor, and the kernel then
+//! serves reads (and mmap) of that handle from the cache file itself, at the speed of the
+//! disk, without a trip through the daemon.
+//!
+//! The kernel's rules, which this module keeps:
+//! - an inode is either in passthrough mode or in cached mode while it has open handles;
+//!   opening it in the other mode fails (EIO). So a new handle of an inode that has
+//!   passthrough handles open reuses the same backing id (even if the object was evicted
+//!   meanwhile: the backing id holds the file open), and an inode with a streaming handle
+//!   open gets non-passthrough handles until that one closes;
+//! - a backing id must live while any handle opened with it is open: it is kept per inode
+//!   with a count of handles and closed (dropped) with the last one;
+//! - a passthrough open may carry no page-cache flag (`FOPEN_KEEP_CACHE` makes the kernel
+//!   refuse it with EINVAL, seen by the program as EIO): only `FOPEN_NOFLUSH`, which also
+//!   spares the daemon a FLUSH at every close.
+//!
+//! When the kernel does not offer passthrough, or registering a backing file fails (no
+//! privilege), the mount falls back to reading through the daemon, logged once, and the
+//! rest of the mount's life goes without.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use fuser::{BackingId, FileHandle, FopenFlags, ReplyOpen};
+
+use crate::view::Ino;
+
+enum Mode {
+    /// Handles reading through the daemon.
+    Cached(usize),
+    /// Handles the kernel reads directly, and the backing id they share.
+    Backed(Arc<BackingId>, usize),
+}
+
+#[derive(Default)]
+pub struct Passthrough {
+    enabled: AtomicBool,
+    inodes: Mutex<HashMap<Ino, Mode>>,
+    /// The inode of every open handle, and whether it is backed.
+    handles: Mutex<HashMap<u64, (Ino, bool)>>,
+}
+
+impl Passthrough {
+    pub fn new() -> Passthrough {
+        Passthrough::default()
+    }
+
+    /// Called from `init`: whether the kernel offered passthrough.
+    pub fn set_enabled(&self, on: bool) {
+        self.enabled.store(on, Ordering::SeqCst);
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(Ordering::SeqCst)
+    }
+
+    /// Replies to an open of `ino` as handle `fh`: through the kernel with `backing` when
+    /// allowed, else the plain way with `flags`. Returns whether the handle is backed.
+    pub fn reply(
+        &self,
+        reply: ReplyOpen,
+        ino: Ino,
+        fh: u64,
+        flags: FopenFlags,
+        backing: Option<&std::fs::File>,
+    ) -> bool {
+        let Ok(mut inodes) = self.inodes.lock() else {
+            reply.opened(FileHandle(fh), flags);
+            return false;
+        };
+        let direct = FopenFlags::FOPEN_NOFLUSH;
+        let backed = match inodes.get_mut(&ino) {
+            Some(Mode::Backed(id, n)) => {
+                *n += 1;
+                reply.opened_passthrough(FileHandle(fh), direct, id);
+                true
+            }
+            Some(Mode::Cached(n)) => {
+                *n += 1;
+                reply.opened(FileHandle(fh), flags);
+                false
+            }
+            None => match backing.filter(|_| self.enabled()) {
+                Some(file) => match reply.open_backing(file) {
+                    Ok(id) => {
+                        let id = Arc::new(id);
+                        reply.opened_passthrough(FileHandle(fh), direct, &id);
+                        inodes.insert(ino, Mode::Backed(id, 1));
+                        true
+                    }
+                    Err(e) => {
+                        if self.enabled.swap(false, Ordering::SeqCst) {
+                            tracing::warn!(error = %e, "FUSE passthrough refused by the kernel (it needs CAP_SYS_ADMIN); cached files are read through the daemon");
+                        }
+                        reply.opened(FileHandle(fh), flags);
+                        inodes.insert(ino, Mode::Cached(1));
+                        false
+                    }
+                },
+                None => {
+                    reply.opened(FileHandle(fh), flags);
+                    inodes.insert(ino, Mode::Cached(1));
+                    false
+                }
+            },
+        };
+        if let Ok(mut h) = self.handles.lock() {
+            h.insert(fh, (ino, backed));
+        }
+        backed
+    }
+
+    /// A handle was closed.
+    pub fn release(&self, fh: u64) {
+        let Some((ino, _)) = self.handles.lock().ok().and_then(|mut h| h.remove(&fh)) else {
+            return;
+        };
+        if let Ok(mut inodes) = self.inodes.lock() {
+            let last = match inodes.get_mut(&ino) {
+                Some(Mode::Cached(n)) | Some(Mode::Backed(_, n)) => {
+                    *n -= 1;
+                    *n == 0
+                }
+                None => false,
+            };
+            if last {
+                // Dropping the backing id closes it in the kernel.
+                inodes.remove(&ino);
+            }
+        }
+    }
+
+    /// Handles the kernel reads directly, now.
+    pub fn backed_handles(&self) -> usize {
+        self.handles
+            .lock()
+            .map(|h| h.values().filter(|(_, b)| *b).count())
+            .unwrap_or(0)
+    }
+}
