@@ -365,7 +365,9 @@ impl ContentCache {
                 self.index.touch(&item.sha1);
                 continue;
             }
-            let t = self.start_transfer(item).await?;
+            let Some(t) = self.start_transfer(item).await? else {
+                continue;
+            };
             if let Some(r) = self.reader(&t) {
                 return Ok(Opened::Streaming(r));
             }
@@ -374,6 +376,18 @@ impl ContentCache {
             "item {} could be neither opened nor fetched (it kept changing state)",
             item.id
         )))
+    }
+
+    /// The verified object of `item`, opened, if this daemon verified it: a synchronous
+    /// fast path for the FUSE thread (no task, no wait); `None` sends the caller to
+    /// [`ContentCache::open_item`].
+    pub fn open_verified_now(&self, item: &Item) -> Option<Arc<std::fs::File>> {
+        if !self.ready.contains_key(&item.sha1) {
+            return None;
+        }
+        let file = std::fs::File::open(self.object_path(&item.sha1)).ok()?;
+        self.index.touch(&item.sha1);
+        Some(Arc::new(file))
     }
 
     /// The verified object, opened, if this daemon verified it (and it is still there).
@@ -427,17 +441,30 @@ impl ContentCache {
         })
     }
 
-    /// Creates the transfer of `item` (or returns the one another task just created).
-    async fn start_transfer(self: &Arc<Self>, item: &Item) -> Result<Arc<Transfer>, ContentError> {
+    /// Creates the transfer of `item` (or returns the one another task just created);
+    /// `None` if another download of it finished meanwhile (the object is verified now).
+    async fn start_transfer(
+        self: &Arc<Self>,
+        item: &Item,
+    ) -> Result<Option<Arc<Transfer>>, ContentError> {
         if let Some(t) = self.find_transfer(item) {
-            return Ok(t);
+            return Ok(Some(t));
         }
         let store = self.new_store(item, true).await?;
         let t = Arc::new(Transfer::new(item.clone(), store));
         let mut map = self.transfers.lock().map_err(|_| {
             ContentError::Internal("the transfer registry's lock was poisoned".into())
         })?;
-        Ok(map.entry(item.sha1).or_insert(t).clone())
+        if let Some(other) = map.get(&item.sha1) {
+            return Ok(Some(other.clone()));
+        }
+        // Creating the store took a while: another download may have finished meanwhile
+        // (it is marked ready before it leaves the registry).
+        if self.ready.contains_key(&item.sha1) {
+            return Ok(None);
+        }
+        map.insert(item.sha1, t.clone());
+        Ok(Some(t))
     }
 
     /// Where a download of `item` goes: a `.part` file if the disk has room (and `disk`),
@@ -1029,7 +1056,7 @@ impl ContentCache {
                 return None;
             }
         }
-        let t = self.start_transfer(item).await.ok()?;
+        let t = self.start_transfer(item).await.ok()??;
         {
             let map = self.transfers.lock().ok()?;
             if !map.get(&item.sha1).is_some_and(|x| Arc::ptr_eq(x, &t)) {

@@ -300,19 +300,31 @@ impl Transfer {
             if st.gen != gen {
                 return Ok(None);
             }
-            for g in gaps {
-                st.present.insert(g);
+            for g in &gaps {
+                st.present.insert(g.clone());
             }
             st.last_progress = Instant::now();
             st.timed_out = None;
         }
         self.bump();
-        self.advance_hash(gen)
+        self.advance_hash(
+            gen,
+            Some(Written {
+                offset,
+                bytes,
+                gaps: &gaps,
+            }),
+        )
     }
 
-    /// Hashes the present bytes from the hashing frontier on. Only one thread hashes at a
-    /// time; the others leave a mark that the one hashing picks up.
-    pub fn advance_hash(&self, gen: u64) -> Result<Option<bool>, std::io::Error> {
+    /// Hashes the present bytes from the hashing frontier on: the bytes the caller just
+    /// wrote (`own`) from its buffer, others read back from the store. Only one thread
+    /// hashes at a time; the others leave a mark that the one hashing picks up.
+    pub fn advance_hash(
+        &self,
+        gen: u64,
+        own: Option<Written<'_>>,
+    ) -> Result<Option<bool>, std::io::Error> {
         self.hash_dirty.store(true, Ordering::SeqCst);
         let mut finished_now = false;
         loop {
@@ -333,10 +345,27 @@ impl Transfer {
                     }
                     (st.store.clone(), st.present.run_end(h.hashed_to))
                 };
-                let mut buf = vec![0u8; READ_BACK];
+                let mut buf = Vec::new();
                 while h.hashed_to < frontier {
-                    let n = ((frontier - h.hashed_to) as usize).min(READ_BACK);
                     let at = h.hashed_to;
+                    if let Some(w) = &own {
+                        if let Some(g) = w.gaps.iter().find(|g| g.start <= at && at < g.end) {
+                            // Written by the caller just now: hashed from its buffer.
+                            let end = g.end.min(frontier);
+                            let from = (at - w.offset) as usize;
+                            let to = (end - w.offset) as usize;
+                            h.hasher.update(&w.bytes[from..to]);
+                            h.hashed_to = end;
+                            continue;
+                        }
+                    }
+                    let next_own = own
+                        .as_ref()
+                        .and_then(|w| w.gaps.iter().map(|g| g.start).filter(|&s| s > at).min())
+                        .unwrap_or(frontier)
+                        .min(frontier);
+                    let n = ((next_own - at) as usize).min(READ_BACK);
+                    buf.resize(n, 0);
                     store.read_at(&mut buf[..n], at)?;
                     h.hasher.update(&buf[..n]);
                     h.hashed_to += n as u64;
@@ -371,6 +400,14 @@ impl Transfer {
             };
         }
     }
+}
+
+/// Bytes a writer just put in the store: hashed from its buffer, not read back.
+pub(crate) struct Written<'a> {
+    pub offset: u64,
+    pub bytes: &'a [u8],
+    /// The parts of `offset..offset + bytes.len()` it wrote (others were there already).
+    pub gaps: &'a [Range<u64>],
 }
 
 /// A handle's view of its reads: the sequential run it is in (if any) and how far ahead

@@ -30,6 +30,10 @@ use crate::content::{ContentCache, Opened, Reader};
 use crate::model::{Item, Sha1Digest};
 use crate::view::Ino;
 
+/// A reader that goes on from the start past this offset is taken as reading the whole
+/// file (see `Prefetcher::reading_on`): past the kernel's first request.
+const READ_ON: u64 = 128 << 10;
+
 /// What the data path needs of the tree.
 pub trait Tree: Siblings {
     /// The item shown at `ino`, if it is a media file.
@@ -56,6 +60,8 @@ struct Handle {
     source: Source,
     id: Option<crate::model::ItemId>,
     reached_end: AtomicBool,
+    /// Its reads went from the start past the first MiB (told the prefetcher once).
+    read_on: AtomicBool,
     /// Set at release: reads still waiting (the kernel's readahead) give up, so that a
     /// closed handle keeps no download going.
     released: tokio::sync::watch::Sender<bool>,
@@ -104,7 +110,13 @@ impl Shared {
 }
 
 impl DataCore {
-    pub fn new(tree: Arc<dyn Tree>, content: Arc<ContentCache>, cache_cap: u64) -> DataCore {
+    /// `rt` runs the background work (prefetch) that FUSE threads start.
+    pub fn new(
+        tree: Arc<dyn Tree>,
+        content: Arc<ContentCache>,
+        cache_cap: u64,
+        rt: tokio::runtime::Handle,
+    ) -> DataCore {
         let shared = Arc::new(Shared {
             streamed: Mutex::new(HashMap::new()),
             kernel: OnceLock::new(),
@@ -113,7 +125,7 @@ impl DataCore {
         content.set_invalidator(Box::new(move |item| s.invalidate(item)));
         let siblings: Arc<dyn Siblings> = Arc::new(TreeSiblings(tree.clone()));
         DataCore {
-            prefetcher: Arc::new(Prefetcher::new(content.clone(), siblings, cache_cap)),
+            prefetcher: Arc::new(Prefetcher::new(content.clone(), siblings, cache_cap, rt)),
             tree,
             content,
             handles: Mutex::new(HashMap::new()),
@@ -165,6 +177,32 @@ impl DataCore {
             };
             (source, item.size, Some(item.id), backing)
         };
+        Ok(self.register(ino, size, id, source, backing))
+    }
+
+    /// Opens `ino` at once if it is a media file whose object this daemon verified (the
+    /// warm path, answered on the FUSE thread without a task); `None`: use [`Self::open`].
+    pub fn open_now(&self, ino: Ino) -> Option<Opening> {
+        let item = self.tree.item(ino)?;
+        let file = self.content.open_verified_now(&item)?;
+        self.prefetcher.opened(ino);
+        Some(self.register(
+            ino,
+            item.size,
+            Some(item.id),
+            Source::File(file.clone()),
+            Some(file),
+        ))
+    }
+
+    fn register(
+        &self,
+        ino: Ino,
+        size: u64,
+        id: Option<crate::model::ItemId>,
+        source: Source,
+        backing: Option<Arc<std::fs::File>>,
+    ) -> Opening {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         let handle = Arc::new(Handle {
             ino,
@@ -172,13 +210,13 @@ impl DataCore {
             source,
             id,
             reached_end: AtomicBool::new(false),
+            read_on: AtomicBool::new(false),
             released: tokio::sync::watch::Sender::new(false),
         });
-        self.handles
-            .lock()
-            .map_err(|_| Errno::EIO)?
-            .insert(fh, handle);
-        Ok(Opening { fh, backing })
+        if let Ok(mut m) = self.handles.lock() {
+            m.insert(fh, handle);
+        }
+        Opening { fh, backing }
     }
 
     /// Reads at most `size` bytes at `offset` of an open handle; fewer only at the end.
@@ -192,6 +230,13 @@ impl DataCore {
             .ok_or(Errno::EBADF)?;
         if offset.saturating_add(u64::from(size)) >= handle.size {
             handle.reached_end.store(true, Ordering::Relaxed);
+        }
+        if handle.id.is_some()
+            && offset >= READ_ON
+            && offset <= READ_ON + u64::from(size)
+            && !handle.read_on.swap(true, Ordering::Relaxed)
+        {
+            self.prefetcher.reading_on(handle.ino);
         }
         match &handle.source {
             Source::Generated(bytes) => {

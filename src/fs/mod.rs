@@ -64,7 +64,7 @@ impl GalleryFs {
         let tree = Arc::new(viewtree::ViewTree(view.clone()));
         GalleryFs {
             view,
-            core: Arc::new(DataCore::new(tree, content, cap)),
+            core: Arc::new(DataCore::new(tree, content, cap, rt.clone())),
             passthrough: Arc::new(Passthrough::new()),
             rt,
             uid,
@@ -206,6 +206,20 @@ impl fuser::Filesystem for GalleryFs {
         let write = flags.0 & (libc::O_WRONLY | libc::O_RDWR | libc::O_TRUNC | libc::O_APPEND);
         if write != 0 {
             return reply.error(Errno::EROFS);
+        }
+        // The warm path: a verified object is opened here, on the FUSE thread.
+        if let Some(opening) = self.core.open_now(ino.0) {
+            let backed = self.passthrough.reply(
+                reply,
+                ino.0,
+                opening.fh,
+                FopenFlags::FOPEN_KEEP_CACHE,
+                opening.backing.as_deref(),
+            );
+            if backed {
+                self.core.note_passthrough(opening.fh);
+            }
+            return;
         }
         let (core, passthrough) = (self.core.clone(), self.passthrough.clone());
         self.rt.spawn(async move {

@@ -36,12 +36,30 @@ enum Mode {
     Backed(Arc<BackingId>, usize),
 }
 
-#[derive(Default)]
+/// Backing ids kept registered after their last handle closed, for the next open of the
+/// same inode (a re-read then costs no registration): at most this many, least recently
+/// used first out. Each holds one file descriptor.
+pub const IDLE_BACKINGS: usize = 512;
+
 pub struct Passthrough {
     enabled: AtomicBool,
     inodes: Mutex<HashMap<Ino, Mode>>,
+    idle: Mutex<lru::LruCache<Ino, Arc<BackingId>>>,
     /// The inode of every open handle, and whether it is backed.
     handles: Mutex<HashMap<u64, (Ino, bool)>>,
+}
+
+impl Default for Passthrough {
+    fn default() -> Self {
+        Passthrough {
+            enabled: AtomicBool::new(false),
+            inodes: Mutex::new(HashMap::new()),
+            idle: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(IDLE_BACKINGS).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            handles: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl Passthrough {
@@ -85,9 +103,15 @@ impl Passthrough {
                 false
             }
             None => match backing.filter(|_| self.enabled()) {
-                Some(file) => match reply.open_backing(file) {
+                Some(file) => match self
+                    .idle
+                    .lock()
+                    .ok()
+                    .and_then(|mut idle| idle.pop(&ino))
+                    .map(Ok)
+                    .unwrap_or_else(|| reply.open_backing(file).map(Arc::new))
+                {
                     Ok(id) => {
-                        let id = Arc::new(id);
                         reply.opened_passthrough(FileHandle(fh), direct, &id);
                         inodes.insert(ino, Mode::Backed(id, 1));
                         true
@@ -128,8 +152,12 @@ impl Passthrough {
                 None => false,
             };
             if last {
-                // Dropping the backing id closes it in the kernel.
-                inodes.remove(&ino);
+                // Kept for the next open (dropping a backing id closes it in the kernel).
+                if let Some(Mode::Backed(id, _)) = inodes.remove(&ino) {
+                    if let Ok(mut idle) = self.idle.lock() {
+                        idle.put(ino, id);
+                    }
+                }
             }
         }
     }

@@ -60,6 +60,16 @@ struct Bed {
 }
 
 fn bed(sizes: &[usize], range: bool, connections: usize) -> Bed {
+    bed_with_inos(sizes, range, connections, |i| 100 + i as Ino)
+}
+
+/// Files listed (by name) in the order of `sizes`, with inode numbers from `ino_of`.
+fn bed_with_inos(
+    sizes: &[usize],
+    range: bool,
+    connections: usize,
+    ino_of: impl Fn(usize) -> Ino,
+) -> Bed {
     let fake = FakeGallery::new();
     fake.range.store(range, Ordering::SeqCst);
     let mut files = Vec::new();
@@ -68,8 +78,8 @@ fn bed(sizes: &[usize], range: bool, connections: usize) -> Bed {
         let b = body(i as u8, size);
         let mut it = fake.add(1000 + i as u64, b.clone());
         it.file_name = format!("IMG_{i:04}.jpg");
-        files.push((100 + i as Ino, it));
-        bodies.insert(100 + i as Ino, b);
+        files.push((ino_of(i), it));
+        bodies.insert(ino_of(i), b);
     }
     let fake = Arc::new(fake);
     let dir = tempfile::tempdir().unwrap();
@@ -90,7 +100,12 @@ fn bed(sizes: &[usize], range: bool, connections: usize) -> Bed {
         files,
         sums: Arc::from(&b"abc  x.jpg\n"[..]),
     });
-    let core = DataCore::new(tree, content, DEFAULT_MAX_CACHE_BYTES);
+    let core = DataCore::new(
+        tree,
+        content,
+        DEFAULT_MAX_CACHE_BYTES,
+        tokio::runtime::Handle::current(),
+    );
     let invalidated = Arc::new(Mutex::new(Vec::new()));
     let inv = invalidated.clone();
     core.set_kernel(Box::new(move |ino| inv.lock().unwrap().push(ino)));
@@ -180,18 +195,37 @@ async fn a_sequential_copy_prefetches_the_next_files_in_order() {
         .map(|(id, _)| id.0)
         .collect();
     assert_eq!(log.len(), 12, "{log:?}");
-    // Prefetch goes in listing order, give or take the order in which the start-up tasks
-    // reach the scheduler (ranks order only the jobs that wait for a slot).
-    let firsts: Vec<u64> = log[2..6].to_vec();
-    assert!(
-        firsts.iter().all(|&id| (1002..=1007).contains(&id)),
-        "{log:?}"
-    );
+    // Prefetch goes in listing order.
+    assert_eq!(log[2..], (1002..1012).collect::<Vec<u64>>(), "{log:?}");
     // The rest of the copy downloads nothing more.
     for i in 2..12 {
         assert!(cp(&b.core, 100 + i).await.unwrap() == b.bodies[&(100 + i)]);
     }
     assert_eq!(b.fake.fetches(), 12);
+}
+
+/// GNU `cp -r` reads a folder in inode order, which is not the names' order here (inodes
+/// are hashes): that order is followed too.
+#[tokio::test]
+async fn a_copy_in_inode_order_prefetches_too() {
+    let sizes = vec![200_000; 10];
+    // Names in the order 0..10, inodes in the reverse order.
+    let b = bed_with_inos(&sizes, true, 4, |i| 500 - i as Ino);
+    let mut by_ino: Vec<Ino> = b.bodies.keys().copied().collect();
+    by_ino.sort();
+    assert!(cp(&b.core, by_ino[0]).await.unwrap() == b.bodies[&by_ino[0]]);
+    assert!(cp(&b.core, by_ino[1]).await.unwrap() == b.bodies[&by_ino[1]]);
+    for _ in 0..500 {
+        if b.fake.fetches() >= 10 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(b.fake.fetches(), 10, "the rest was fetched ahead");
+    for ino in &by_ino[2..] {
+        assert!(cp(&b.core, *ino).await.unwrap() == b.bodies[ino]);
+    }
+    assert_eq!(b.fake.fetches(), 10);
 }
 
 /// A thumbnailer (open, read 64 KiB, close, next file) does not trigger prefetch and
