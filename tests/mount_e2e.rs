@@ -264,15 +264,7 @@ fn a_killed_daemon_is_explained_and_recovered_from() {
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_until("the daemon to die", Duration::from_secs(10), || {
         // Gone, or a zombie (its parent, the `mount` command, exited long ago).
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
+        is_gone_or_zombie(pid)
     });
     let out = run(&mut m.mount_command());
     assert!(!out.status.success());

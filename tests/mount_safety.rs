@@ -52,16 +52,7 @@ fn mount_processes(mnt: &Path) -> Vec<i32> {
         let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
         let is_mount = args.first().is_some_and(|a| a.ends_with(b"micloudfs"))
             && args.get(1) == Some(&&b"mount"[..]);
-        let zombie = std::fs::read_to_string(e.path().join("stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true);
-        if is_mount && !zombie && args.contains(&want) {
+        if is_mount && !is_gone_or_zombie(pid) && args.contains(&want) {
             pids.push(pid);
         }
     }

@@ -453,6 +453,19 @@ pub fn xattr_names(path: &Path) -> Vec<String> {
 }
 
 /// The pid of the daemon serving `mnt` (a `micloudfs mount` process naming it).
+/// Whether process `pid` is gone or a zombie (its parent has not reaped it).
+pub fn is_gone_or_zombie(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(true)
+}
+
 pub fn daemon_pid(mnt: &Path) -> Option<i32> {
     let want = mnt.as_os_str().as_encoded_bytes();
     std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
