@@ -16,5 +16,4 @@ pub mod fs;
 pub mod model;
 pub mod passport;
 pub mod private_file;
-pub mod sim;
 pub mod view;

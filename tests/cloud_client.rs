@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sha1::{Digest, Sha1};
 
+use micloud_sim::{self as sim, SimConfig};
 use micloudfs::cloud::{ClientConfig, CloudError, Credentials, GalleryApi, HttpGalleryClient};
 use micloudfs::model::{AlbumId, ItemId};
-use micloudfs::sim::{self, SimConfig};
 
 fn creds(pass_token: &str) -> Credentials {
     Credentials::pass_token(sim::DEFAULT_USER_ID, pass_token)

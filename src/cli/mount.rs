@@ -75,6 +75,9 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
     check_writable(&cache_dir)?;
     let cache_dir = cache_dir.canonicalize().unwrap_or(cache_dir);
     let source = if args.demo {
+        if cfg!(not(feature = "demo")) {
+            return Err(daemon::NO_DEMO.to_string());
+        }
         Source::Demo
     } else {
         let config_dir = account::config_dir(args.config_dir)?;

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::*;
-use crate::sim::{self, AccountsConfig, SimConfig, SimHandle};
+use micloud_sim::{self as sim, AccountsConfig, SimConfig, SimHandle};
 
 type Answer = Box<dyn FnMut(&Value) -> String + Send>;
 

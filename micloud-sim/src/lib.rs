@@ -29,6 +29,7 @@
 //! (`scripts/sim-scale.sh`).
 
 mod accounts;
+mod args;
 mod auth;
 mod bodies;
 mod bucket;
@@ -74,6 +75,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use accounts::{AccountSpec, AccountsConfig, DEFAULT_PASSWORD};
+pub use args::Args;
 pub use faults::FaultConfig;
 pub use from_dir::FromDirError;
 pub use live::LiveConfig;

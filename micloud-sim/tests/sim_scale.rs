@@ -7,7 +7,7 @@ mod simkit;
 use std::time::Instant;
 
 use futures_util::StreamExt;
-use micloudfs::sim::{ScaleConfig, SimConfig, SimHandle, SizeMode};
+use micloud_sim::{ScaleConfig, SimConfig, SimHandle, SizeMode};
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha1::{Digest, Sha1};

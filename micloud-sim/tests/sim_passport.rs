@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
-use micloudfs::sim::{self, AccountsConfig, SimConfig, SimHandle};
+use micloud_sim::{self as sim, AccountsConfig, SimConfig, SimHandle};
 use reqwest::header::{CONTENT_TYPE, LOCATION};
 use reqwest::StatusCode;
 use serde_json::Value;

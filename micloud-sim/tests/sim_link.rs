@@ -7,7 +7,7 @@ mod simkit;
 
 use std::time::{Duration, Instant};
 
-use micloudfs::sim::{self, FaultConfig, LinkConfig, RangeMode, SimConfig, SimHandle};
+use micloud_sim::{self as sim, FaultConfig, LinkConfig, RangeMode, SimConfig, SimHandle};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, COOKIE, HOST};
 use reqwest::StatusCode;
 use serde_json::{json, Value};

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use micloudfs::sim::{self, SimConfig, SimHandle};
+use micloud_sim::{self as sim, SimConfig, SimHandle};
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, COOKIE, LOCATION, RANGE, SET_COOKIE};
 use reqwest::{Client, StatusCode};
 use serde_json::Value;

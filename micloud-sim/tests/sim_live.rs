@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use base64::Engine;
-use micloudfs::sim::{LiveConfig, SimConfig, SimHandle};
+use micloud_sim::{LiveConfig, SimConfig, SimHandle};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -92,7 +92,7 @@ async fn album_full_lists_every_album_with_its_fields() {
         assert!(a["lastUpdateTime"].is_i64() && a["createTime"].is_i64());
         assert_eq!(
             a["userId"].as_u64().unwrap().to_string(),
-            micloudfs::sim::DEFAULT_USER_ID
+            micloud_sim::DEFAULT_USER_ID
         );
         assert!(a["description"].is_string() && a["thumbnailUrls"].is_array());
         let id = a["albumId"]

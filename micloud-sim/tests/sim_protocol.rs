@@ -29,7 +29,7 @@ mod simkit;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
-use micloudfs::sim::{self, SimConfig};
+use micloud_sim::{self as sim, SimConfig};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use reqwest::StatusCode;
 use serde_json::Value;
