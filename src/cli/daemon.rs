@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session};
 
-use super::mount::report;
+use super::ready::report;
 use crate::account::{Account, AccountStore, StoredCredentials};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};

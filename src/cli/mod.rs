@@ -9,6 +9,7 @@ mod daemon;
 mod interactive;
 mod login;
 mod mount;
+mod ready;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

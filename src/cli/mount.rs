@@ -7,12 +7,11 @@
 //! the tree is live (or why it could not be), so `mount` returning 0 means the files are
 //! there.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use super::daemon::{self, DaemonPlan, Source};
+use super::ready;
 use super::MountArgs;
 use crate::account::{self, AccountStore};
 use crate::view::DateZone;
@@ -22,7 +21,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
     if plan.foreground {
         return daemon::run(plan, None);
     }
-    let (read_fd, write_fd) = pipe()?;
+    let (read_fd, write_fd) = ready::pipe()?;
     // SAFETY: no thread has been started yet (no runtime, no logger): the child may run
     // any code after fork.
     match unsafe { libc::fork() } {
@@ -44,20 +43,9 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
         }
         _child => {
             drop(write_fd);
-            let mut line = String::new();
-            let mut reader = BufReader::new(std::fs::File::from(read_fd));
-            let _ = reader.read_line(&mut line);
-            match line.trim_end().split_once(' ') {
-                Some(("ok", msg)) => {
-                    println!("{msg}");
-                    Ok(())
-                }
-                Some(("error", msg)) => Err(msg.to_string()),
-                _ => Err(format!(
-                    "the daemon stopped before the mount was ready; see {}",
-                    plan.log_path.display()
-                )),
-            }
+            let summary = ready::wait(read_fd, &plan.log_path)?;
+            println!("{summary}");
+            Ok(())
         }
     }
 }
@@ -209,19 +197,6 @@ fn check_writable(dir: &Path) -> Result<(), String> {
         })
 }
 
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!(
-            "cannot start the daemon: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Detaches the child from the terminal: new session, stdin from /dev/null, stdout and
 /// stderr to the log file.
 fn daemonize(log_path: &Path) {
@@ -240,19 +215,6 @@ fn daemonize(log_path: &Path) {
             libc::dup2(fd, 1);
             libc::dup2(fd, 2);
         }
-    }
-}
-
-/// Tells the waiting parent how the start went.
-pub(crate) fn report(pipe: Option<std::fs::File>, result: Result<&str, &str>) {
-    if let Some(mut p) = pipe {
-        let line = match result {
-            Ok(msg) => format!("ok {msg}\n"),
-            Err(msg) => format!("error {}\n", msg.replace('\n', " ")),
-        };
-        let _ = p.write_all(line.as_bytes());
-    } else if let Ok(msg) = result {
-        eprintln!("{msg}");
     }
 }
 
