@@ -28,42 +28,78 @@
 //! 1.3 s (release, no cache file) or 0.8 s (with it), at about 100 MiB peak memory
 //! (`scripts/sim-scale.sh`).
 
+#[path = "passport/accounts.rs"]
 mod accounts;
+#[path = "config/args.rs"]
 mod args;
+#[path = "passport/auth.rs"]
 mod auth;
+#[path = "link/bodies.rs"]
 mod bodies;
+#[path = "link/bucket.rs"]
 mod bucket;
+#[path = "passport/images.rs"]
 mod captcha;
+#[path = "bytes/mod.rs"]
 mod content;
+#[path = "control/gallery.rs"]
 mod control;
+#[path = "protocol/download.rs"]
 mod download;
+#[path = "link/faults.rs"]
 mod faults;
+#[path = "build/fpcache.rs"]
 mod fpcache;
+#[path = "build/from_dir.rs"]
 mod from_dir;
+#[path = "model/gallery.rs"]
 mod gallery;
+#[path = "build/generate.rs"]
 mod generate;
+#[path = "passport/identity.rs"]
 mod identity;
+#[path = "protocol/incremental.rs"]
 mod incremental;
+#[path = "bytes/jpeg.rs"]
 mod jpeg;
+#[path = "protocol/listing.rs"]
 mod listing;
+#[path = "model/live.rs"]
 mod live;
+#[path = "bytes/mp4.rs"]
 mod mp4;
+#[path = "passport/password.rs"]
 mod passport;
+#[path = "control/passport.rs"]
 mod passport_control;
+#[path = "passport/qr.rs"]
 mod qr;
+#[path = "protocol/range.rs"]
 mod range;
+#[path = "protocol/recordings.rs"]
 mod recordings;
+#[path = "model/rng.rs"]
 mod rng;
+#[path = "config/scale.rs"]
 mod scale;
 mod server;
+#[path = "passport/session.rs"]
 mod session;
+#[path = "config/link.rs"]
 mod shape;
+#[path = "build/sizes.rs"]
 mod sizes;
+#[path = "control/stats.rs"]
 mod stats;
+#[path = "protocol/status.rs"]
 mod status;
+#[path = "bytes/synth.rs"]
 mod synth;
+#[path = "link/throttle.rs"]
 mod throttle;
+#[path = "protocol/urls.rs"]
 mod urls;
+#[path = "protocol/wire.rs"]
 mod wire;
 
 use std::net::SocketAddr;
