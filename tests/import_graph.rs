@@ -11,8 +11,9 @@
 //! that file. Items under `#[cfg(test)]` are left out: a test may reach across layers.
 //!
 //! The check fails on a strongly connected component (a set of files that import each other,
-//! directly or around a loop) that holds files of more than one folder, and prints it. Files
-//! of one folder may lean on each other; between folders, dependencies go one way.
+//! directly or around a loop) that holds files of more than one folder, and prints it: files
+//! of one folder may lean on each other, but between folders dependencies go one way. The
+//! emulator is held to more: no cycle between any two of its files.
 //! `scripts/import-graph.sh` prints the whole graph (this test run with `--nocapture`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -236,6 +237,9 @@ impl<'ast> Visit<'ast> for Paths<'_> {
         syn::visit::visit_macro(self, m);
     }
 
+    /// `pub(super)` and `pub(in path)` name a module, but depend on nothing.
+    fn visit_vis_restricted(&mut self, _: &'ast syn::VisRestricted) {}
+
     fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
         if let syn::Meta::List(l) = &a.meta {
             self.scan(l.tokens.clone());
@@ -358,14 +362,15 @@ fn cycles(g: &BTreeMap<PathBuf, BTreeSet<PathBuf>>) -> Vec<Vec<PathBuf>> {
 #[test]
 fn no_import_cycle_between_files_of_different_folders() {
     let top = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The emulator is held to more: no cycle at all, even inside a folder.
     let crates = [
-        ("micloudfs (lib)", "src/lib.rs"),
-        ("micloudfs (bin)", "src/main.rs"),
-        ("micloud-sim (lib)", "micloud-sim/src/lib.rs"),
-        ("micloud-sim (bin)", "micloud-sim/src/main.rs"),
+        ("micloudfs (lib)", "src/lib.rs", false),
+        ("micloudfs (bin)", "src/main.rs", false),
+        ("micloud-sim (lib)", "micloud-sim/src/lib.rs", true),
+        ("micloud-sim (bin)", "micloud-sim/src/main.rs", true),
     ];
     let mut bad = Vec::new();
-    for (name, root) in crates {
+    for (name, root, strict) in crates {
         let c = load_crate(name, &top.join(root));
         let g = graph(&c);
         let short = |p: &Path| p.strip_prefix(top).unwrap_or(p).display().to_string();
@@ -377,7 +382,7 @@ fn no_import_cycle_between_files_of_different_folders() {
         for scc in cycles(&g) {
             let folders: BTreeSet<&Path> = scc.iter().filter_map(|f| f.parent()).collect();
             let files: Vec<String> = scc.iter().map(|f| short(f)).collect();
-            if folders.len() > 1 {
+            if folders.len() > 1 || strict {
                 bad.push(format!("{name}: {}", files.join(" <-> ")));
             } else {
                 println!("  (within one folder: {})", files.join(" <-> "));

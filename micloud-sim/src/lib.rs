@@ -1,26 +1,23 @@
 //! micloud-sim: a loopback emulator of the Xiaomi Cloud gallery protocol.
 //!
-//! One HTTP server plays i.mi.com, the account passport and the KSS file nodes (URL layout in
-//! [`urls`]), following `shared/xiaomi-gallery-api.md`. It is used by the product's tests and
-//! by `micloudfs mount --demo`, and ships as the `micloud-sim` binary.
+//! One HTTP server plays i.mi.com, the account passport and the KSS file nodes, following
+//! `shared/xiaomi-gallery-api.md`. It is used by micloudfs's tests and by `micloudfs mount
+//! --demo`, and ships as the `micloud-sim` binary. It shares no code with the client (a crate
+//! of its own): it writes its JSON independently, so a misreading of the protocol cannot hide
+//! by being mirrored on both sides.
 //!
-//! Module map (each file has one job):
-//! - the gallery: [`rng`], [`generate`] (from a seed), [`from_dir`] (a real folder),
-//!   [`gallery`] (albums, items, recordings and their indexes; one snapshot per request, see
-//!   [`server::App::gallery`]), [`live`] (its changes: uploads, the recycle bin, renames);
-//! - the bytes: [`content`] (bodies and fingerprints), [`jpeg`], [`mp4`], [`synth`] and
-//!   [`sizes`] (realistic sizes from shared-prefix bodies), [`fpcache`] (the fingerprint cache
-//!   file), [`scale`] (its flags);
-//! - the protocol: [`server`] (router and helpers), [`listing`], [`incremental`] (`album/full`,
-//!   `allitems`, `deleted_v2`), [`status`], [`recordings`], [`download`], [`range`], [`wire`]
-//!   (the JSON shapes), [`urls`] (URL building and signing);
-//! - the passport: [`session`] (tickets and serviceTokens), [`auth`] (the passToken chain,
-//!   AutoRenewal), [`accounts`] (who may log in, and how), [`passport`] (password login),
-//!   [`captcha`], [`identity`] (2FA), [`qr`];
-//! - the link: [`shape`], [`bucket`], [`throttle`] (latency and bandwidth), [`faults`] and
-//!   [`bodies`] (injected faults);
-//! - the test bed: [`control`] and [`passport_control`] (the loopback-only `/_sim/` API),
-//!   [`stats`] (counters).
+//! Folders by part, dependencies one way (from the top of this list down, never back up;
+//! `tests/import_graph.rs` in the workspace holds it):
+//! - [`server`] routes: which handler answers which path, and the middleware order;
+//! - the handlers, by part: [`protocol`] (i.mi.com's listings, cursors, status, recordings,
+//!   the three-step download, its JSON and its signed URLs), [`passport`] (the login flows and
+//!   their state), [`control`] (the loopback-only `/_sim/` API and the counters), [`link`]
+//!   (latency, bandwidth and injected faults);
+//! - [`http`]: the shared state, the extractors and the reply helpers every handler uses;
+//! - [`build`]: the gallery made from a seed or a folder, fingerprinted (with its cache file);
+//! - [`bytes`]: the bodies (JPEG, MP4, large shared-prefix bodies), made on demand;
+//! - [`model`]: albums, items, recordings and their indexes, and how they change: a leaf;
+//! - [`config`]: every setting and flag: a leaf.
 //!
 //! [`start`] builds the gallery (fingerprints from the cache file, or computed on all cores),
 //! binds, and serves on the current tokio runtime until the [`SimHandle`] is dropped or
@@ -28,175 +25,43 @@
 //! 1.3 s (release, no cache file) or 0.8 s (with it), at about 100 MiB peak memory
 //! (`scripts/sim-scale.sh`).
 
-#[path = "passport/accounts.rs"]
-mod accounts;
-#[path = "config/args.rs"]
-mod args;
-#[path = "passport/auth.rs"]
-mod auth;
-#[path = "link/bodies.rs"]
-mod bodies;
-#[path = "link/bucket.rs"]
-mod bucket;
-#[path = "passport/images.rs"]
-mod captcha;
-#[path = "bytes/mod.rs"]
-mod content;
-#[path = "control/gallery.rs"]
+mod build;
+mod bytes;
+mod config;
 mod control;
-#[path = "protocol/download.rs"]
-mod download;
-#[path = "link/faults.rs"]
-mod faults;
-#[path = "build/fpcache.rs"]
-mod fpcache;
-#[path = "build/from_dir.rs"]
-mod from_dir;
-#[path = "model/gallery.rs"]
-mod gallery;
-#[path = "build/generate.rs"]
-mod generate;
-#[path = "passport/identity.rs"]
-mod identity;
-#[path = "protocol/incremental.rs"]
-mod incremental;
-#[path = "bytes/jpeg.rs"]
-mod jpeg;
-#[path = "protocol/listing.rs"]
-mod listing;
-#[path = "model/live.rs"]
-mod live;
-#[path = "bytes/mp4.rs"]
-mod mp4;
-#[path = "passport/password.rs"]
+mod http;
+mod link;
+mod model;
 mod passport;
-#[path = "control/passport.rs"]
-mod passport_control;
-#[path = "passport/qr.rs"]
-mod qr;
-#[path = "protocol/range.rs"]
-mod range;
-#[path = "protocol/recordings.rs"]
-mod recordings;
-#[path = "model/rng.rs"]
-mod rng;
-#[path = "config/scale.rs"]
-mod scale;
+mod protocol;
 mod server;
-#[path = "passport/session.rs"]
-mod session;
-#[path = "config/link.rs"]
-mod shape;
-#[path = "build/sizes.rs"]
-mod sizes;
-#[path = "control/stats.rs"]
-mod stats;
-#[path = "protocol/status.rs"]
-mod status;
-#[path = "bytes/synth.rs"]
-mod synth;
-#[path = "link/throttle.rs"]
-mod throttle;
-#[path = "protocol/urls.rs"]
-mod urls;
-#[path = "protocol/wire.rs"]
-mod wire;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use accounts::{AccountSpec, AccountsConfig, DEFAULT_PASSWORD};
-pub use args::Args;
-pub use faults::FaultConfig;
-pub use from_dir::FromDirError;
-pub use live::LiveConfig;
-pub use scale::ScaleConfig;
-pub use scale::SizeMode;
-pub use shape::LinkConfig;
-pub use shape::{Profile, RangeMode};
-pub use stats::SimStats;
+pub use build::from_dir::FromDirError;
+pub use build::BuildError as SimError;
+pub use config::accounts::{AccountSpec, AccountsConfig, DEFAULT_PASSWORD};
+pub use config::args::Args;
+pub use config::faults::FaultConfig;
+pub use config::link::{LinkConfig, Profile, RangeMode};
+pub use config::live::LiveConfig;
+pub use config::scale::{ScaleConfig, SizeMode};
+pub use config::{
+    SimConfig, DEFAULT_PASS_TOKEN, DEFAULT_TOKEN_TTL, DEFAULT_URL_TTL, DEFAULT_USER_ID,
+};
+pub use control::stats::SimStats;
 
-pub const DEFAULT_USER_ID: &str = "1234567890";
-pub const DEFAULT_PASS_TOKEN: &str = "V1:sim-pass-token";
-
-/// Default serviceToken lifetime.
-pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
-/// Default lifetime of the signed download URLs (URL-A, URL-B, META).
-pub const DEFAULT_URL_TTL: Duration = Duration::from_secs(300);
-
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    pub seed: u64,
-    /// Number of user albums (besides the system albums 1, 2 and 1000).
-    pub albums: usize,
-    /// Number of items over all albums.
-    pub items: usize,
-    pub user_id: String,
-    pub pass_token: String,
-    /// serviceToken lifetime.
-    pub token_ttl: Duration,
-    /// Serve a real folder instead of a generated gallery.
-    pub from_dir: Option<PathBuf>,
-    /// Lifetime of the signed download URLs.
-    pub url_ttl: Duration,
-    /// Link shaping (latency, bandwidth).
-    pub link: LinkConfig,
-    /// Fault injection.
-    pub faults: FaultConfig,
-    /// Accounts and the login flows they play.
-    pub accounts: AccountsConfig,
-    /// Gallery scale and sizes.
-    pub scale: ScaleConfig,
-    /// Live changes (tombstone lifetime) and the recordings.
-    pub live: LiveConfig,
-}
-
-impl Default for SimConfig {
-    /// The demo gallery (see [`SimConfig::demo`]).
-    fn default() -> Self {
-        SimConfig {
-            seed: 42,
-            albums: 4,
-            items: 60,
-            user_id: DEFAULT_USER_ID.to_string(),
-            pass_token: DEFAULT_PASS_TOKEN.to_string(),
-            token_ttl: DEFAULT_TOKEN_TTL,
-            from_dir: None,
-            url_ttl: DEFAULT_URL_TTL,
-            link: LinkConfig::default(),
-            faults: FaultConfig::default(),
-            accounts: AccountsConfig::default(),
-            scale: ScaleConfig::demo(),
-            live: LiveConfig::default(),
-        }
-    }
-}
-
-impl SimConfig {
-    /// Seed 42, 4 user albums (one empty), 60 items including every awkward case.
-    pub fn demo() -> Self {
-        SimConfig::default()
-    }
-}
-
-/// Why the emulator could not be built.
-#[derive(Debug, thiserror::Error)]
-pub enum SimError {
-    #[error(transparent)]
-    FromDir(#[from] FromDirError),
-    #[error("building content: {0}")]
-    Content(#[from] content::ContentError),
-}
+use http::state::{App, Shared};
+use link::throttle::{Caps, Conn, ShapedListener};
 
 /// A running emulator.
 pub struct SimHandle {
     pub addr: SocketAddr,
-    app: server::Shared,
+    app: Shared,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -243,28 +108,13 @@ impl Drop for SimHandle {
     }
 }
 
-/// Build the gallery described by `config` (blocking: fingerprints every item, from the cache
-/// file when it is valid).
-fn build_gallery(
-    config: &SimConfig,
-) -> Result<(gallery::Gallery, content::Fingerprinted), SimError> {
-    let (albums, mut items) = match &config.from_dir {
-        Some(dir) => from_dir::scan(config.seed, dir)?,
-        None => generate::generate(config.seed, config.albums, config.items, config.scale.sizes),
-    };
-    let fp = content::fingerprint_cached(&mut items, config)?;
-    let mut gallery = gallery::Gallery::new(albums, items);
-    gallery.recordings = recordings::generate(config.seed, config.live.recordings)?;
-    Ok((gallery, fp))
-}
-
 /// Binds `listen` and serves on the current tokio runtime until the handle is dropped.
 pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let cfg = config.clone();
     let started = std::time::Instant::now();
-    let (gallery, fingerprinted) = tokio::task::spawn_blocking(move || build_gallery(&cfg))
+    let (gallery, fingerprinted) = tokio::task::spawn_blocking(move || build::gallery(&cfg))
         .await
         .map_err(std::io::Error::other)?
         .map_err(|e| match e {
@@ -284,20 +134,9 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
         fingerprints_computed = fingerprinted.computed,
         "micloud-sim ready"
     );
-    let passport = passport::Passport::new(&config.user_id, &config.pass_token, &config.accounts);
-    let config_faults = config.faults.clone();
-    let caps = config.link.caps();
-    let app = Arc::new(server::App {
-        config,
-        gallery: std::sync::RwLock::new(Arc::new(gallery)),
-        sessions: session::Sessions::default(),
-        signer: urls::Signer::default(),
-        stats: stats::Stats::default(),
-        content: content::ContentStore::default(),
-        bound: addr,
-        passport,
-        faults: faults::Faults::new(&config_faults),
-    });
+    let link = config.link.effective();
+    let caps = Caps::new(link.per_conn, link.total);
+    let app = Arc::new(App::new(config, gallery, addr));
     app.stats
         .count("fingerprints.cached", fingerprinted.cached as u64);
     app.stats
@@ -311,8 +150,8 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
     });
-    let listener = throttle::ShapedListener::new(listener, caps);
-    let router = router.into_make_service_with_connect_info::<throttle::Conn>();
+    let listener = ShapedListener::new(listener, caps);
+    let router = router.into_make_service_with_connect_info::<Conn>();
     let closing = app.clone();
     let task = tokio::spawn(async move {
         axum::serve(listener, router)

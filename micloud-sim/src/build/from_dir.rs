@@ -12,9 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::content::Source;
-use super::gallery::{Album, Item, CAMERA, PRIVATE, SCREENSHOTS};
-use super::rng::{derive, hash_bytes, Rng};
+use crate::model::item::{Album, Item, CAMERA, PRIVATE, SCREENSHOTS};
+use crate::model::rng::{derive, hash_bytes, Rng};
+use crate::model::source::Source;
+use crate::model::time::SERVER_TZ_SECS;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FromDirError {
@@ -97,7 +98,7 @@ pub fn exif_date(path: &Path) -> Option<String> {
 
 fn exif_to_ms(s: &str) -> Option<i64> {
     let naive = chrono::NaiveDateTime::parse_from_str(s, "%Y:%m:%d %H:%M:%S").ok()?;
-    Some(naive.and_utc().timestamp_millis() - i64::from(super::gallery::SERVER_TZ_SECS) * 1000)
+    Some(naive.and_utc().timestamp_millis() - i64::from(SERVER_TZ_SECS) * 1000)
 }
 
 fn mtime_ms(path: &Path) -> i64 {

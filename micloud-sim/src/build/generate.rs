@@ -17,21 +17,20 @@
 //! the seed, so a seed always yields the same ids, names, dates and bytes.
 //!
 //! With [`SizeMode::Real`] the same items (same ids, names, dates) get large shared-prefix
-//! bodies instead ([`super::synth`]): sizes from [`super::sizes`] drawn from a separate stream
-//! per item, dimensions those of the template (1024x768, 768x1024, 720x1600, 1920x1080), and no
-//! EXIF inside the file (the template is shared; the listing's `exifInfo` stays the truth).
+//! bodies instead ([`crate::bytes::synth`]): sizes from [`crate::build::sizes`] drawn from a
+//! separate stream per item, dimensions those of the template (1024x768, 768x1024, 720x1600,
+//! 1920x1080), and no EXIF inside the file (the template is shared; the listing's `exifInfo`
+//! stays the truth).
 //! Metadata for 100 000 items takes a fraction of a second in a release build.
 
 use std::collections::HashSet;
 
-use super::content::Source;
-use super::gallery::{exif_time, local_ms, Album, Item, CAMERA, PRIVATE, SCREENSHOTS};
-use super::jpeg::{ExifSpec, PhotoSpec};
-use super::mp4::VideoSpec;
-use super::rng::{derive, Rng};
-use super::scale::SizeMode;
-use super::sizes::{self, SizeKind};
-use super::synth::{SynthSpec, Template};
+use crate::build::sizes::{self, SizeKind};
+use crate::config::scale::SizeMode;
+use crate::model::item::{Album, Item, CAMERA, PRIVATE, SCREENSHOTS};
+use crate::model::rng::{derive, Rng};
+use crate::model::source::{ExifSpec, PhotoSpec, Source, SynthSpec, Template, VideoSpec};
+use crate::model::time::{exif_time, local_ms, server_local};
 
 /// Version of the generator's output; part of the fingerprint cache key, so bump it whenever
 /// a change alters ids, sizes or bytes for a given seed.
@@ -112,7 +111,7 @@ impl Gen {
         let tag = self.id17();
         let content_seed = derive(self.seed, 0x2_0000 + idx as u64);
         let local = |off: i32, fmt: &str| {
-            super::gallery::server_local(taken)
+            server_local(taken)
                 .map(|t| {
                     let off = chrono::FixedOffset::east_opt(off).unwrap_or(*t.offset());
                     t.with_timezone(&off).format(fmt).to_string()

@@ -12,7 +12,7 @@
 //! "log-uniform" picks a whole octave uniformly, then a uniform value inside it, and redraws
 //! values beyond the upper bound.
 
-use super::rng::Rng;
+use crate::model::rng::Rng;
 
 pub const MB: u64 = 1_000_000;
 

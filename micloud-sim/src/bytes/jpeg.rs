@@ -12,27 +12,8 @@ use jpeg_encoder::{ColorType, Encoder};
 use little_exif::exif_tag::ExifTag;
 use little_exif::metadata::Metadata;
 
-use super::rng::Rng;
-
-/// Camera-written EXIF fields.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ExifSpec {
-    /// `YYYY:MM:DD HH:MM:SS`, camera-local time.
-    pub date_time: String,
-    /// `+08:00` style offset of the camera clock.
-    pub offset: String,
-    pub make: String,
-    pub model: String,
-}
-
-/// Everything that determines one photo's bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct PhotoSpec {
-    pub seed: u64,
-    pub width: u16,
-    pub height: u16,
-    pub exif: Option<ExifSpec>,
-}
+use crate::model::rng::Rng;
+use crate::model::source::{ExifSpec, PhotoSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JpegError {

@@ -9,19 +9,11 @@
 //!
 //! [`open_ended_head`] is the same `ftyp` + `moov` followed by an `mdat` header of size 0
 //! ("extends to the end of the file", ISO/IEC 14496-12 §4.2): the head of `--sizes real` videos,
-//! whose payload is streamed by [`super::synth`] and whose length the head does not encode.
+//! whose payload is streamed by [`crate::bytes::synth`] and whose length the head does not
+//! encode.
 
-use super::rng::Rng;
-
-/// Everything that determines one video's bytes.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct VideoSpec {
-    pub seed: u64,
-    /// Total file size in bytes (at least 256).
-    pub size: u64,
-    /// Creation time, Unix seconds.
-    pub created_unix: i64,
-}
+use crate::model::rng::Rng;
+use crate::model::source::VideoSpec;
 
 /// Seconds between 1904-01-01 (MP4 epoch) and 1970-01-01.
 const MP4_EPOCH_OFFSET: i64 = 2_082_844_800;

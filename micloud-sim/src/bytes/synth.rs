@@ -31,8 +31,10 @@ use std::sync::OnceLock;
 use bytes::{Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 
-use super::jpeg::{self, JpegError, PhotoSpec};
-use super::rng::{derive, mix, Rng};
+use crate::bytes::jpeg::{self, JpegError};
+use crate::bytes::mp4;
+use crate::model::rng::{derive, mix, Rng};
+use crate::model::source::{PhotoSpec, SynthSpec, Template};
 
 /// Size of the filler block and of streamed chunks.
 pub const CHUNK: usize = 64 * 1024;
@@ -42,56 +44,6 @@ pub const GRAIN: u64 = 4096;
 pub const TAIL_MIN: u64 = 64;
 /// Bytes of the tail drawn from the item's seed.
 const TAIL_UNIQUE: usize = 32;
-
-/// The shared head a body starts with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Template {
-    /// A 1024x768 JPEG.
-    Landscape,
-    /// A 768x1024 JPEG.
-    Portrait,
-    /// A 720x1600 JPEG (a phone screen).
-    Screenshot,
-    /// An MP4 head with an open-ended `mdat` (1920x1080 in the listing).
-    Video,
-}
-
-impl Template {
-    pub const ALL: [Template; 4] = [
-        Template::Landscape,
-        Template::Portrait,
-        Template::Screenshot,
-        Template::Video,
-    ];
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Pixel size the listing reports for items of this template.
-    pub fn dims(self) -> (u32, u32) {
-        match self {
-            Template::Landscape => (1024, 768),
-            Template::Portrait => (768, 1024),
-            Template::Screenshot => (720, 1600),
-            Template::Video => (1920, 1080),
-        }
-    }
-
-    /// Seed of the head picture and of the filler block.
-    pub fn seed(self) -> u64 {
-        derive(0x5CA1_E000, self.index() as u64)
-    }
-}
-
-/// Everything that determines one large body.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SynthSpec {
-    pub seed: u64,
-    pub template: Template,
-    /// Requested size; the real size is at least the head plus [`TAIL_MIN`] (see [`Layout`]).
-    pub size: u64,
-}
 
 /// A template's head and filler block, built once per process.
 pub struct Head {
@@ -116,7 +68,7 @@ impl Layout {
 
 fn build(t: Template) -> Result<Head, JpegError> {
     let head = match t {
-        Template::Video => super::mp4::open_ended_head(1_700_000_000, 60_000),
+        Template::Video => mp4::open_ended_head(1_700_000_000, 60_000),
         _ => {
             let (w, h) = t.dims();
             jpeg::render(&PhotoSpec {

@@ -6,7 +6,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{AccountsConfig, FaultConfig, LinkConfig, LiveConfig, ScaleConfig, SimConfig};
+use crate::config::accounts::AccountsConfig;
+use crate::config::faults::FaultConfig;
+use crate::config::link::LinkConfig;
+use crate::config::live::LiveConfig;
+use crate::config::scale::ScaleConfig;
+use crate::config::{
+    SimConfig, DEFAULT_PASS_TOKEN, DEFAULT_TOKEN_TTL, DEFAULT_URL_TTL, DEFAULT_USER_ID,
+};
 
 /// The `micloud-sim` command line.
 #[derive(clap::Parser, Debug)]
@@ -29,16 +36,16 @@ pub struct Args {
     #[arg(long, default_value_t = SimConfig::default().items)]
     items: usize,
     /// Account id (the `userId` cookie).
-    #[arg(long, default_value = super::DEFAULT_USER_ID)]
+    #[arg(long, default_value = DEFAULT_USER_ID)]
     user_id: String,
     /// The passToken that mints serviceTokens.
-    #[arg(long, default_value = super::DEFAULT_PASS_TOKEN)]
+    #[arg(long, default_value = DEFAULT_PASS_TOKEN)]
     pass_token: String,
     /// serviceToken lifetime in seconds.
-    #[arg(long, default_value_t = super::DEFAULT_TOKEN_TTL.as_secs())]
+    #[arg(long, default_value_t = DEFAULT_TOKEN_TTL.as_secs())]
     token_ttl: u64,
     /// Lifetime of download URLs in seconds.
-    #[arg(long, default_value_t = super::DEFAULT_URL_TTL.as_secs())]
+    #[arg(long, default_value_t = DEFAULT_URL_TTL.as_secs())]
     url_ttl: u64,
     /// Serve this folder (subfolders = albums) instead of a generated gallery.
     #[arg(long)]

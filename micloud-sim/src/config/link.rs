@@ -1,5 +1,6 @@
-//! The shaped link: per-request latency, bandwidth caps, deep-page slowdown, and how the
-//! emulator looks from outside (Range support on downloads, the public URL).
+//! The link's settings: per-request latency, bandwidth caps, deep-page slowdown, and how the
+//! emulator looks from outside (Range support on downloads, the public URL). The shaping
+//! itself is in [`crate::link`].
 //!
 //! - `--latency-ms N`: every protocol request waits N ms before its handler runs, so the whole
 //!   response (headers included) starts N ms late. `/_sim/*` is the test's side channel and is
@@ -7,7 +8,8 @@
 //! - `--page-latency-growth MS`: a request carrying `pageNum=P` waits another MS × P ms
 //!   (spec §5.3: deep pages are slow, issue #48).
 //! - `--bandwidth-per-conn B`, `--bandwidth-total B`: bytes per second per TCP connection and
-//!   over all connections, enforced on every byte the server writes (see [`super::throttle`]).
+//!   over all connections, enforced on every byte the server writes (see
+//!   [`crate::link::throttle`]).
 //!   Sizes accept units: `8MB` = 8 000 000, `8MiB` = 8 388 608.
 //! - `--profile wan|lan`: `wan` = 40 ms latency, 8 MB/s per connection, 64 MB/s in total;
 //!   `lan` = nothing. A flag given explicitly overrides the profile's value; 0 turns a
@@ -16,16 +18,10 @@
 //!   [U], so both behaviours are playable).
 //! - `--public-url URL`: the scheme, host and port every handed-out URL starts with (for a
 //!   proxy or port-forward in front of the emulator); without it, URLs follow the request's
-//!   `Host` (see [`super::urls::base_for`]).
+//!   `Host` (see [`crate::protocol::urls::base_for`]); [`parse_public_url`] reduces the flag to
+//!   `scheme://host[:port]`.
 
 use std::time::Duration;
-
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-
-use super::server::{num, query, Shared};
-use super::throttle::Caps;
 
 /// `--profile` values.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +65,7 @@ pub struct LinkConfig {
     #[arg(long, value_enum, default_value_t = RangeMode::Off)]
     pub range: RangeMode,
     /// Build every handed-out URL from this scheme://host[:port] instead of the Host header.
-    #[arg(long, value_name = "URL", value_parser = super::urls::parse_public_url)]
+    #[arg(long, value_name = "URL", value_parser = parse_public_url)]
     pub public_url: Option<String>,
 }
 
@@ -101,12 +97,6 @@ impl LinkConfig {
             total: cap(self.bandwidth_total.unwrap_or(total)),
         }
     }
-
-    /// The socket caps for [`super::throttle::ShapedListener`].
-    pub fn caps(&self) -> Caps {
-        let e = self.effective();
-        Caps::new(e.per_conn, e.total)
-    }
 }
 
 /// A byte count with optional unit (`1500`, `8MB`, `512KiB`, `8MB/s`).
@@ -118,27 +108,30 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("{s:?} is not a byte count ({e}); write e.g. 8000000, 8MB or 512KiB"))
 }
 
-/// Middleware: wait the link latency (plus the deep-page growth) before the handler runs.
-pub async fn delay(State(app): State<Shared>, req: Request, next: Next) -> Response {
-    let is_sim = req
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|p| p.as_str().starts_with("/_sim/"));
-    if !is_sim {
-        let e = app.config.link.effective();
-        let mut wait = e.latency;
-        if !e.page_growth.is_zero() {
-            let q = query(req.uri().query());
-            if q.contains_key("pageNum") {
-                let page: u32 = num(&q, "pageNum", 0);
-                wait += e.page_growth.saturating_mul(page);
-            }
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+/// `--public-url`: an http(s) URL with a host and nothing after it but an optional `/`;
+/// returns `scheme://host[:port]`.
+pub fn parse_public_url(s: &str) -> Result<String, String> {
+    let u = url::Url::parse(s.trim()).map_err(|e| {
+        format!("{s:?} is not a URL ({e}); write e.g. https://i.mi.com or http://192.168.1.5:8765")
+    })?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(format!(
+            "{s:?}: the public URL must start with http:// or https://"
+        ));
     }
-    next.run(req).await
+    let Some(host) = u.host_str() else {
+        return Err(format!("{s:?}: the public URL needs a host name"));
+    };
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() || !u.username().is_empty()
+    {
+        return Err(format!(
+            "{s:?}: give only scheme, host and port (no path, query or user), e.g. https://i.mi.com"
+        ));
+    }
+    Ok(match u.port() {
+        Some(p) => format!("{}://{host}:{p}", u.scheme()),
+        None => format!("{}://{host}", u.scheme()),
+    })
 }
 
 #[cfg(test)]
@@ -193,5 +186,20 @@ mod tests {
         assert_eq!(parse_bytes("512KiB"), Ok(512 * 1024));
         assert_eq!(parse_bytes("8MB/s"), Ok(8_000_000));
         assert!(parse_bytes("fast").is_err());
+    }
+
+    #[test]
+    fn public_url_is_reduced_to_its_origin() {
+        assert_eq!(
+            parse_public_url("https://i.mi.com/"),
+            Ok("https://i.mi.com".into())
+        );
+        assert_eq!(
+            parse_public_url("http://10.0.0.2:9000"),
+            Ok("http://10.0.0.2:9000".into())
+        );
+        assert!(parse_public_url("ftp://x").is_err());
+        assert!(parse_public_url("http://x/path").is_err());
+        assert!(parse_public_url("i.mi.com").is_err());
     }
 }

@@ -2,15 +2,17 @@
 //!
 //! Two size modes:
 //! - `real` (the binary's default): photos 0.5–8 MB and videos from a few MB to 700 MB (the
-//!   spread is in [`super::sizes`]); bodies follow the shared-prefix scheme of [`super::synth`],
-//!   so 100 000 items start in seconds and are streamed in 64 KiB chunks;
+//!   spread is in [`crate::build::sizes`]); bodies follow the shared-prefix scheme of
+//!   [`crate::bytes::synth`], so 100 000 items start in seconds and are streamed in 64 KiB
+//!   chunks;
 //! - `small` (the in-process demo, tests, `micloudfs mount --demo`): every photo is its own
 //!   rendered 320–800 px JPEG whose EXIF matches the listing, videos 300 KB–2 MB.
 //!
 //! Fingerprints (size + SHA-1 of every item) are kept in a cache file in `--data-dir`
 //! (default `$XDG_CACHE_HOME/micloud-sim`, else `~/.cache/micloud-sim`) so that a restart
-//! reads them back instead of recomputing them (format in [`super::fpcache`]). `--no-cache`
-//! turns the file off; [`ScaleConfig::demo`] has it off so that tests never write to `$HOME`.
+//! reads them back instead of recomputing them (format in [`crate::build::fpcache`]).
+//! `--no-cache` turns the file off; [`ScaleConfig::demo`] has it off so that tests never write
+//! to `$HOME`.
 
 use std::path::PathBuf;
 

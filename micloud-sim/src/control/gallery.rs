@@ -1,4 +1,4 @@
-//! `/_sim/*`: the test and inspection API (not part of the protocol, no auth, loopback only).
+//! The gallery side of the `/_sim/` API: its ground truth and its changes.
 //!
 //! Reading:
 //! - `GET /_sim/items`: the ground truth, every live item of every album (the private one
@@ -16,8 +16,8 @@
 //!   `fileName` is required. With `bytes` those bytes are the file; otherwise a 640x480 JPEG
 //!   with an EXIF date of `dateTaken` (UTC+8), or with `kind:"video"` an MP4 of `size` bytes
 //!   (default 200 000; `size` is ignored for generated photos). `kind` defaults to video for
-//!   `.mp4`/`.mov` names. `albumId` defaults
-//!   to Camera (`1`), `dateTaken` to now. Answers the new item (with its id and tag).
+//!   `.mp4`/`.mov` names. `albumId` defaults to Camera (`1`), `dateTaken` to now. Answers the
+//!   new item (with its id and tag).
 //! - `POST /_sim/recycle {"id"}`: to the recycle bin (like `POST /gallery/info/delete`);
 //! - `POST /_sim/restore {"id"}`: back from the bin under a new tag;
 //! - `POST /_sim/delete {"id"}`: permanently, a live or recycled item, or a recording;
@@ -34,15 +34,16 @@ use base64::Engine;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::content::{self, Source};
-use super::gallery::{exif_time, Album, Item, CAMERA, SERVER_TZ_SECS};
-use super::jpeg::{ExifSpec, PhotoSpec};
-use super::live::{self, Deleted, LiveError};
-use super::mp4::VideoSpec;
-use super::recordings::Recording;
-use super::rng::hash_bytes;
-use super::server::{json, plain, Shared};
-use super::wire::{self, now_ms};
+use crate::bytes;
+use crate::http::reply::{json, plain};
+use crate::http::state::Shared;
+use crate::model::item::{Album, Item, CAMERA};
+use crate::model::live::{self, Deleted, LiveError};
+use crate::model::recording::Recording;
+use crate::model::rng::hash_bytes;
+use crate::model::source::{ExifSpec, PhotoSpec, Source, VideoSpec};
+use crate::model::time::{exif_time, SERVER_TZ_SECS};
+use crate::protocol::wire::{self, now_ms};
 
 pub async fn items(State(app): State<Shared>) -> Response {
     let all: Vec<Value> = app.gallery().items.iter().map(wire::truth_item).collect();
@@ -198,7 +199,7 @@ pub async fn upload(State(app): State<Shared>, body: Bytes) -> Response {
     };
     let fp_source = source.clone();
     let fingerprint =
-        match tokio::task::spawn_blocking(move || content::fingerprint(&fp_source)).await {
+        match tokio::task::spawn_blocking(move || bytes::fingerprint(&fp_source)).await {
             Ok(Ok(fp)) => fp,
             Ok(Err(e)) => return bad(format!("cannot build the file ({e}); try other parameters")),
             Err(_) => return plain(StatusCode::INTERNAL_SERVER_ERROR, "upload worker failed"),

@@ -9,15 +9,17 @@
 //!   `identity` (pending 2FA contexts), `qr` (live QR tickets).
 //! - `POST /_sim/expire-sessions?account=<id>`: every serviceToken of that account (of all
 //!   accounts without `account`) dies now; answers `{"expired": n}`.
-//! - `POST /_sim/qr/confirm`: see [`super::qr`].
+//! - `POST /_sim/qr/confirm`: see [`crate::passport::qr`].
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::accounts::AccountSpec;
-use super::server::{json, query, Shared};
+use crate::config::accounts::AccountSpec;
+use crate::http::reply::json;
+use crate::http::request::Query;
+use crate::http::state::Shared;
 
 pub async fn accounts(State(app): State<Shared>) -> Response {
     json(StatusCode::OK, &app.passport.accounts.describe_all())
@@ -47,8 +49,7 @@ pub async fn passport(State(app): State<Shared>) -> Response {
     )
 }
 
-pub async fn expire_sessions(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn expire_sessions(State(app): State<Shared>, Query(q): Query) -> Response {
     let account = q.get("account").filter(|a| !a.is_empty());
     let n = app.sessions.expire_user(account.map(String::as_str));
     app.stats.count("sessions_expired", n as u64);

@@ -1,4 +1,4 @@
-//! Counters exposed at `/_sim/stats` and through [`super::SimHandle::stats`].
+//! Counters exposed at `/_sim/stats` and through [`crate::SimHandle::stats`].
 //!
 //! Plain atomics plus one mutex-guarded map of requests per path; cheap enough to update on
 //! every request.

@@ -1,41 +1,14 @@
-//! Response body streams: file slices for downloads, and the damaged bodies faults send.
+//! The damaged bodies faults send: cut short (then an error that drops the connection), or
+//! with one byte altered.
 //!
-//! Everything streams: a disk file is read in 64 KiB chunks, a body is cut or altered frame by
-//! frame, so no fault or Range request buffers a whole large file.
+//! Both work frame by frame on the response's stream, so no fault buffers a whole large
+//! file.
 
 use std::future::Future;
 
 use axum::body::Body;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use futures_util::StreamExt;
-
-/// Read size of disk-backed bodies.
-pub const CHUNK: usize = 64 * 1024;
-
-/// `len` bytes of an open file from its current position, in [`CHUNK`]s; stops after the first
-/// error or at end of file.
-pub fn file_stream(
-    f: tokio::fs::File,
-    len: u64,
-) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
-    use tokio::io::AsyncReadExt;
-    futures_util::stream::unfold(Some((f, len)), |state| async move {
-        let (mut f, left) = state?;
-        if left == 0 {
-            return None;
-        }
-        let want = left.min(CHUNK as u64) as usize;
-        let mut buf = vec![0u8; want];
-        match f.read(&mut buf).await {
-            Ok(0) => None,
-            Ok(n) => {
-                buf.truncate(n);
-                Some((Ok(Bytes::from(buf)), Some((f, left - n as u64))))
-            }
-            Err(e) => Some((Err(e), None)),
-        }
-    })
-}
 
 /// The first `keep` bytes of `body`, then whatever `after` does, then an error that makes the
 /// server drop the connection (the client sees a short body).
@@ -97,6 +70,7 @@ pub fn flip_byte(body: Body, at: u64, mask: u8) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     async fn collect(body: Body) -> (Vec<u8>, bool) {
         let mut s = body.into_data_stream();

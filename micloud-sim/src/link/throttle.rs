@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Sleep;
 
-use super::bucket::{chunk_for, Bucket};
+use crate::link::bucket::{chunk_for, Bucket};
 
 /// The caps of a link, in bytes per second (`None` = no cap).
 #[derive(Clone, Default)]

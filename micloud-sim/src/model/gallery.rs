@@ -1,10 +1,12 @@
-//! The emulated account's gallery: albums, items, the recycle bin and recordings.
+//! The emulated account's gallery: albums, items, the recycle bin, tombstones and recordings,
+//! with the indexes every request reads.
 //!
-//! Built either by [`super::generate`] (from a seed) or [`super::from_dir`] (from a folder);
+//! Built either by [`crate::build::generate`] (from a seed) or [`crate::build::from_dir`] (from
+//! a folder);
 //! both hand over albums and items, and [`Gallery::new`] numbers every item with the account's
 //! one global record-version sequence (`tag`, spec §3.8): 17-digit numbers from
 //! [`TAG_BASE`] + 1 in `createTime` order, below every id (ids are ≥ 2·10^16), so tags and ids
-//! never collide. Every later change ([`super::live`]) takes the next number.
+//! never collide. Every later change ([`crate::model::live`]) takes the next number.
 //!
 //! [`Gallery::rebuild`] derives, in O(n log n) once per change, everything a request needs so
 //! that no listing walks the whole gallery: an id index, per-album counts, sizes,
@@ -13,85 +15,18 @@
 //! the ascending-tag feeds of `allitems` (live items and tombstones, per album and account-wide),
 //! and the account-wide `indexHash`: a 31-bit number hashed from every item's id, tag and sha1
 //! and the current sequence number, so it changes with every change, like the captured
-//! `1054389279`. Times are Unix milliseconds; day keys use UTC+8 (China Standard Time), the
-//! server-local zone of `i.mi.com` (spec §3.5).
+//! `1054389279`. Times are Unix milliseconds; day keys use the server-local zone
+//! ([`crate::model::time`]).
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, FixedOffset};
-
-use super::content::Source;
-use super::recordings::Recording;
-use super::rng::hash_bytes;
-
-/// System album ids (spec §3.3).
-pub const CAMERA: &str = "1";
-pub const SCREENSHOTS: &str = "2";
-pub const PRIVATE: &str = "1000";
-
-/// Seconds east of UTC of the server-local day (China Standard Time).
-pub const SERVER_TZ_SECS: i32 = 8 * 3600;
+use crate::model::item::{Album, Item, PRIVATE};
+use crate::model::recording::Recording;
+use crate::model::rng::hash_bytes;
+use crate::model::time::day_num;
 
 /// The tag sequence starts after this number (10^16: 17 digits, below every id).
 pub const TAG_BASE: u64 = 10_000_000_000_000_000;
-
-#[derive(Clone, Debug)]
-pub struct Album {
-    /// `"1"`, `"2"`, `"1000"` or a 17-digit id.
-    pub id: String,
-    /// `None` for system albums: the wire omits `name` for them.
-    pub name: Option<String>,
-    /// `(sortkey, pinyin, spinyin)` for user albums.
-    pub pinyin: Option<(String, String, String)>,
-    /// Used as `lastUpdateTime` when the album is empty.
-    pub created: i64,
-}
-
-impl Album {
-    pub fn is_system(&self) -> bool {
-        self.name.is_none()
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct Item {
-    /// 17-digit id, odd, beyond 2^53.
-    pub id: String,
-    /// 17-digit record version, distinct from `id`.
-    pub tag: String,
-    pub album_id: String,
-    pub file_name: String,
-    pub mime: String,
-    pub is_video: bool,
-    pub date_taken: i64,
-    pub create_time: i64,
-    pub date_modified: i64,
-    /// `exifInfo.dateTime` (`YYYY:MM:DD HH:MM:SS`, camera-local), also written into the JPEG.
-    pub exif_date_time: Option<String>,
-    /// `(make, model)` of the camera, when the photo came from one.
-    pub camera: Option<(String, String)>,
-    pub width: u32,
-    pub height: u32,
-    pub is_favorite: bool,
-    pub source: Source,
-    /// Filled in by [`super::content::fingerprint_all`].
-    pub size: u64,
-    pub sha1: String,
-}
-
-impl Item {
-    pub fn title(&self) -> &str {
-        match self.file_name.rfind('.') {
-            Some(i) if i > 0 => &self.file_name[..i],
-            _ => &self.file_name,
-        }
-    }
-
-    /// The numeric record version.
-    pub fn tag_num(&self) -> u64 {
-        self.tag.parse().unwrap_or(0)
-    }
-}
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AlbumStats {
@@ -384,36 +319,4 @@ fn slot<'a, V: Default>(map: &'a mut HashMap<String, V>, key: &str) -> &'a mut V
     }
     map.get_mut(key)
         .unwrap_or_else(|| unreachable!("the key was inserted above"))
-}
-
-/// UTC+8 wall-clock time of `ms`.
-pub fn server_local(ms: i64) -> Option<DateTime<FixedOffset>> {
-    let tz = FixedOffset::east_opt(SERVER_TZ_SECS)?;
-    Some(DateTime::from_timestamp_millis(ms)?.with_timezone(&tz))
-}
-
-/// `yyyyMMdd` server-local day of `ms` as a number (the `dayCount` key and the `startDate`
-/// unit).
-pub fn day_num(ms: i64) -> u32 {
-    use chrono::Datelike;
-    server_local(ms)
-        .map(|t| (t.year().clamp(0, 9999) as u32) * 10_000 + t.month() * 100 + t.day())
-        .unwrap_or(19_700_101)
-}
-
-/// Unix ms of `y-m-d h:mi:s` in a zone `offset_secs` east of UTC.
-pub fn local_ms(offset_secs: i32, y: i32, m: u32, d: u32, h: u32, mi: u32, s: u32) -> i64 {
-    use chrono::TimeZone;
-    FixedOffset::east_opt(offset_secs)
-        .and_then(|tz| tz.with_ymd_and_hms(y, m, d, h, mi, s).single())
-        .map(|t| t.timestamp_millis())
-        .unwrap_or(0)
-}
-
-/// `YYYY:MM:DD HH:MM:SS` of `ms` in a zone `offset_secs` east of UTC.
-pub fn exif_time(ms: i64, offset_secs: i32) -> String {
-    FixedOffset::east_opt(offset_secs)
-        .and_then(|tz| Some(DateTime::from_timestamp_millis(ms)?.with_timezone(&tz)))
-        .map(|t| t.format("%Y:%m:%d %H:%M:%S").to_string())
-        .unwrap_or_else(|| "1970:01:01 00:00:00".to_string())
 }

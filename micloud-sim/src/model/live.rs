@@ -1,5 +1,5 @@
 //! A gallery that changes: the mutations behind the `/_sim/` control API and the write
-//! endpoints, and the flags that tune them.
+//! endpoints. The tombstone lifetime they are given comes from [`crate::config::live`].
 //!
 //! Every change takes the next number of the account's one tag sequence (spec §3.8): an upload
 //! gives the new item that tag; recycling or deleting gives the tombstone (and the recycle-bin
@@ -13,39 +13,11 @@
 //! (default 300) and are compacted at the next change after that; readers hide expired ones
 //! at once. The recycle bin keeps items until restored or purged.
 
-use super::content::Source;
-use super::gallery::{Album, Gallery, Item, Recycled, Tombstone};
-use super::recordings::Recording;
-use super::rng::{derive, hash_bytes, Rng};
-
-/// Live-change settings (`micloud-sim` flags, flattened into its command line).
-#[derive(clap::Args, Clone, Debug)]
-pub struct LiveConfig {
-    /// Seconds a deleted or recycled item stays in `allitems` as a `status:"deleted"`
-    /// tombstone before it is compacted away.
-    #[arg(long = "tombstone-ttl", default_value_t = 300)]
-    pub tombstone_ttl_secs: u64,
-    /// Number of generated voice and call recordings.
-    #[arg(long, default_value_t = 8)]
-    pub recordings: usize,
-}
-
-impl Default for LiveConfig {
-    fn default() -> Self {
-        LiveConfig {
-            tombstone_ttl_secs: 300,
-            recordings: 8,
-        }
-    }
-}
-
-impl LiveConfig {
-    pub fn tombstone_ttl_ms(&self) -> i64 {
-        self.tombstone_ttl_secs
-            .saturating_mul(1000)
-            .min(i64::MAX as u64) as i64
-    }
-}
+use crate::model::gallery::{Gallery, Recycled, Tombstone};
+use crate::model::item::{Album, Item, CAMERA};
+use crate::model::recording::Recording;
+use crate::model::rng::{derive, hash_bytes, Rng};
+use crate::model::source::Source;
 
 /// Why a change was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -160,7 +132,7 @@ impl Gallery {
             .ok_or_else(|| LiveError::NotRecycled(id.to_string()))?;
         let mut item = self.bin.remove(i).item;
         if self.album(&item.album_id).is_none() {
-            item.album_id = super::gallery::CAMERA.to_string();
+            item.album_id = CAMERA.to_string();
         }
         self.tombs.retain(|t| t.item.id != id);
         item.tag = self.next_tag().to_string();
@@ -295,12 +267,12 @@ pub fn new_item(
 
 #[cfg(test)]
 mod tests {
-    use super::super::gallery::{Entry, CAMERA, TAG_BASE};
     use super::*;
+    use crate::config::scale::SizeMode;
+    use crate::model::gallery::{Entry, TAG_BASE};
 
     fn small() -> Gallery {
-        let (albums, items) =
-            super::super::generate::generate(7, 2, 12, super::super::SizeMode::Small);
+        let (albums, items) = crate::build::generate::generate(7, 2, 12, SizeMode::Small);
         Gallery::new(albums, items)
     }
 

@@ -12,26 +12,23 @@
 //! `GET /status/lite/setting?type=AutoRenewal` with a live session: `result:"ok"` and a fresh
 //! `serviceToken` + `userId` in `Set-Cookie`; an expired or expired-by-control
 //! (`/_sim/expire-sessions`) token gets the gateway 401 like any other endpoint.
-//! passTokens are checked against the account registry ([`super::accounts`]): any account,
+//! passTokens are checked against the account registry ([`crate::passport::accounts`]): any account,
 //! any live passToken (configured or minted by a login), none when revoked.
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::json;
 
-use super::passport::passport_json;
-use super::server::{cookies, ok, plain, query, redirect, App, Session, Shared};
-use super::session::random_b64url;
-use super::stats::Stats;
-use super::wire::{now_ms, user_id_num};
+use crate::control::stats::Stats;
+use crate::http::reply::{json, ok, plain, redirect};
+use crate::http::request::{cookies, Query};
+use crate::http::state::{Session, Shared};
+use crate::passport::common::{passport_json, ticket_location};
+use crate::passport::session::random_b64url;
+use crate::protocol::wire::{self, now_ms, user_id_num};
 
-pub async fn login(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let q = query(q.as_deref());
+pub async fn login(State(app): State<Shared>, headers: HeaderMap, Query(q): Query) -> Response {
     let host = app.host(&headers);
     let followup = q
         .get("followUp")
@@ -40,36 +37,11 @@ pub async fn login(
     ok(json!({"loginUrl": app.signer.login_url(&host, &followup)}))
 }
 
-/// The STS URL a passport answer points at: `callback` plus the ticket parameters; with
-/// `ticket_for`, a fresh single-use `nonce` for that account (returned too) and `_ssign`.
-pub fn ticket_location(
-    app: &App,
-    callback: &str,
-    device: &str,
-    ticket_for: Option<&str>,
-    pwd: u8,
-) -> (String, Option<String>) {
-    let sep = if callback.contains('?') { '&' } else { '?' };
-    let mut location = format!(
-        "{callback}{sep}d={}&ticket=0&pwd={pwd}&p_ts={}&fid=0&p_lm=1&auth={}&m=1&_group=DEFAULT&tsl=0&p_ca=0&p_ur=CN&p_idc=China",
-        super::urls::enc(device),
-        now_ms(),
-        random_b64url(24),
-    );
-    let nonce = ticket_for.map(|user| {
-        let nonce = app.sessions.issue_ticket(user);
-        location.push_str(&format!("&nonce={nonce}&_ssign={}", random_b64url(21)));
-        nonce
-    });
-    (location, nonce)
-}
-
 pub async fn service_login(
     State(app): State<Shared>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     let host = app.host(&headers);
     let c = cookies(&headers);
     let user = c.get("userId").cloned().unwrap_or_default();
@@ -115,8 +87,7 @@ pub async fn service_login(
     redirect(&location, &[])
 }
 
-pub async fn sts(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn sts(State(app): State<Shared>, Query(q): Query) -> Response {
     let followup = q
         .get("followup")
         .cloned()
@@ -147,9 +118,8 @@ pub async fn sts(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
 pub async fn auto_renewal(
     State(app): State<Shared>,
     Session(user): Session,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     if q.get("type").map(String::as_str) != Some("AutoRenewal") {
         return plain(StatusCode::BAD_REQUEST, "unsupported setting type");
     }
@@ -170,12 +140,12 @@ pub async fn auto_renewal(
 
 /// `GET /common/check`: a cheap session probe (envelope without `data`, or 401).
 pub async fn check(_: Session) -> Response {
-    let mut body = super::wire::envelope(json!(null));
+    let mut body = wire::envelope(json!(null));
     if let Some(m) = body.as_object_mut() {
         m.remove("data");
         m.insert("reason".into(), json!(""));
     }
-    super::server::json(StatusCode::OK, &body)
+    json(StatusCode::OK, &body)
 }
 
 /// `GET /mic/keybag/v1/getEncInfo?hsid=2&appId=micloud`: whether Advanced Data Protection

@@ -22,109 +22,23 @@
 //! description that says to start the login again. Contexts live 10 minutes.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::accounts::{Channel, SendRefused};
-use super::passport::{passport_json, with_cookies, Completed};
-use super::server::{cookies, query, redirect, Shared};
-use super::session::random_b64url;
-use super::wire::now_ms;
-
-const CONTEXT_TTL: Duration = Duration::from_secs(600);
-
-/// One login waiting for its identity check.
-struct Pending {
-    user: String,
-    device: Option<String>,
-    followup: String,
-    sid: String,
-    expires: Instant,
-    codes: HashMap<Channel, String>,
-    /// Set once a code was verified: the finish ticket of `/identity/result/check`.
-    finish: Option<String>,
-}
-
-#[derive(Default)]
-struct Book {
-    contexts: HashMap<String, Pending>,
-    /// `identity_session` → context.
-    sessions: HashMap<String, String>,
-    /// Every code sent (test API).
-    outbox: Vec<Value>,
-}
-
-/// Pending identity checks and the outbox of sent codes.
-#[derive(Default)]
-pub struct Identity {
-    state: Mutex<Book>,
-}
-
-impl Identity {
-    fn with<R>(&self, f: impl FnOnce(&mut Book) -> R) -> R {
-        match self.state.lock() {
-            Ok(mut s) => f(&mut s),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-
-    /// Open a context for `user` after a correct password; returns its id.
-    pub fn start(&self, user: &str, device: Option<String>, followup: &str, sid: &str) -> String {
-        let context = random_b64url(24);
-        self.with(|s| {
-            let now = Instant::now();
-            s.contexts.retain(|_, p| p.expires > now);
-            let live: Vec<String> = s.contexts.keys().cloned().collect();
-            s.sessions.retain(|_, c| live.contains(c));
-            s.contexts.insert(
-                context.clone(),
-                Pending {
-                    user: user.to_string(),
-                    device,
-                    followup: followup.to_string(),
-                    sid: sid.to_string(),
-                    expires: now + CONTEXT_TTL,
-                    codes: HashMap::new(),
-                    finish: None,
-                },
-            );
-        });
-        context
-    }
-
-    /// The outbox (every code sent so far, oldest first).
-    pub fn outbox(&self) -> Vec<Value> {
-        self.with(|s| s.outbox.clone())
-    }
-
-    /// Live contexts (test API).
-    pub fn snapshot(&self) -> Vec<Value> {
-        self.with(|s| {
-            s.contexts
-                .iter()
-                .map(|(id, p)| json!({"context": id, "account": p.user, "verified": p.finish.is_some()}))
-                .collect()
-        })
-    }
-
-    /// The context of a request's `identity_session` cookie.
-    fn context_of(&self, headers: &HeaderMap) -> Option<String> {
-        let session = cookies(headers).get("identity_session").cloned()?;
-        self.with(|s| {
-            let ctx = s.sessions.get(&session)?;
-            s.contexts
-                .get(ctx)
-                .filter(|p| p.expires > Instant::now())
-                .map(|_| ctx.clone())
-        })
-    }
-}
+use crate::config::accounts::Channel;
+use crate::http::reply::redirect;
+use crate::http::request::{Params, Query};
+use crate::http::state::Shared;
+use crate::passport::accounts::{Account, SendRefused};
+use crate::passport::common::{passport_json, with_cookies, Completed};
+use crate::passport::session::random_b64url;
+use crate::protocol::urls::enc;
+use crate::protocol::wire::now_ms;
 
 fn error(code: i64, description: &str, hint: &str) -> Response {
     passport_json(&json!({
@@ -146,8 +60,7 @@ pub async fn auth_start(RawQuery(q): RawQuery) -> Response {
 }
 
 /// `GET /identity/list`
-pub async fn list(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn list(State(app): State<Shared>, Query(q): Query) -> Response {
     let ctx = q.get("context").cloned().unwrap_or_default();
     let Some(user) = app.passport.identity.with(|s| {
         s.contexts
@@ -180,7 +93,7 @@ pub async fn list(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response 
     )
 }
 
-fn offered(app: &Shared, ctx: &str, channel: Channel) -> Option<super::accounts::Account> {
+fn offered(app: &Shared, ctx: &str, channel: Channel) -> Option<Account> {
     let user = app
         .passport
         .identity
@@ -262,12 +175,9 @@ async fn send(app: Shared, headers: HeaderMap, channel: Channel) -> Response {
 async fn verify(
     app: Shared,
     headers: HeaderMap,
-    q: Option<String>,
-    body: String,
+    p: HashMap<String, String>,
     channel: Channel,
 ) -> Response {
-    let mut p = query(q.as_deref());
-    p.extend(query(Some(&body)));
     let Some(ctx) = app.passport.identity.context_of(&headers) else {
         return lost();
     };
@@ -312,17 +222,12 @@ async fn verify(
     let host = app.host(&headers);
     passport_json(&json!({
         "code": 0, "result": "ok", "description": "成功",
-        "location": format!("{host}/identity/result/check?sid={}&ticket={finish}", super::urls::enc(&sid)),
+        "location": format!("{host}/identity/result/check?sid={}&ticket={finish}", enc(&sid)),
     }))
 }
 
 /// `GET /identity/result/check?ticket=`: the end of the chain (passToken cookies, then STS).
-pub async fn finish(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let q = query(q.as_deref());
+pub async fn finish(State(app): State<Shared>, headers: HeaderMap, Query(q): Query) -> Response {
     let ticket = q.get("ticket").cloned().unwrap_or_default();
     let done = app.passport.identity.with(|s| {
         let ctx = s
@@ -361,10 +266,9 @@ macro_rules! per_channel {
         pub async fn $verify(
             State(app): State<Shared>,
             headers: HeaderMap,
-            RawQuery(q): RawQuery,
-            body: String,
+            Params(p): Params,
         ) -> Response {
-            verify(app, headers, q, body, $ch).await
+            verify(app, headers, p, $ch).await
         }
     };
 }

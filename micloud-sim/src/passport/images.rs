@@ -1,89 +1,11 @@
-//! The passport's image captcha (spec §2.5) and the grey-scale PNG writer it shares with QR.
-//!
-//! `GET /pass/getCode?icodeType=login&_dc=<ms>` mints a 5-digit code, answers a 175×50 PNG
-//! that shows it (a 5×7 dot font scaled ×5, with a few noise dots so it is not blank-looking)
-//! and `Set-Cookie: ick=<random>`. The answer is checked by `serviceLoginAuth2` (`captCode` +
-//! cookie `ick`); each `ick` is good for one answer and 5 minutes, right or wrong. Tests learn
-//! the code from `GET /_sim/passport` (`captchas`: `ick` → code), never from the pixels.
+//! The pictures the passport draws: the captcha's digits (a 5×7 dot font scaled ×5, with a
+//! few noise dots so it is not blank-looking: 175×50 for five digits) and the grey-scale PNG
+//! writer the captcha and the QR code share.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use axum::extract::State;
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use rand::Rng;
 
-use super::server::{plain, Shared};
-use super::session::random_b64url;
-
-const CAPTCHA_TTL: Duration = Duration::from_secs(300);
-const DIGITS: usize = 5;
+/// Pixels per dot of the captcha font.
 const SCALE: usize = 5;
-
-/// Live captcha answers by `ick`.
-#[derive(Default)]
-pub struct Captchas {
-    live: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-impl Captchas {
-    /// A new code; returns (`ick`, code).
-    pub fn issue(&self) -> (String, String) {
-        let mut rng = rand::rng();
-        let code: String = (0..DIGITS)
-            .map(|_| char::from(b'0' + rng.random_range(0..10u8)))
-            .collect();
-        let ick = random_b64url(18);
-        if let Ok(mut m) = self.live.lock() {
-            let now = Instant::now();
-            m.retain(|_, (_, exp)| *exp > now);
-            m.insert(ick.clone(), (code.clone(), now + CAPTCHA_TTL));
-        }
-        (ick, code)
-    }
-
-    /// Check (and consume) the answer for `ick`.
-    pub fn check(&self, ick: &str, answer: &str) -> bool {
-        let Ok(mut m) = self.live.lock() else {
-            return false;
-        };
-        match m.remove(ick) {
-            Some((code, exp)) => exp > Instant::now() && code == answer.trim(),
-            None => false,
-        }
-    }
-
-    /// Every live `ick` → code (for `/_sim/passport`).
-    pub fn snapshot(&self) -> HashMap<String, String> {
-        self.live
-            .lock()
-            .map(|m| m.iter().map(|(k, (c, _))| (k.clone(), c.clone())).collect())
-            .unwrap_or_default()
-    }
-}
-
-/// `GET /pass/getCode`: a fresh captcha image and its `ick` cookie.
-pub async fn get_code(State(app): State<Shared>) -> Response {
-    let (ick, code) = app.passport.captchas.issue();
-    app.stats.count("login_captcha_served", 1);
-    tracing::info!("captcha served");
-    let png = match gray_png(&render_digits(&code)) {
-        Ok(p) => p,
-        Err(_) => {
-            return plain(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot encode the captcha image; fetch it again",
-            )
-        }
-    };
-    let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, "image/png")], png).into_response();
-    if let Ok(v) = HeaderValue::from_str(&format!("ick={ick}; Path=/; HttpOnly")) {
-        resp.headers_mut().append(header::SET_COOKIE, v);
-    }
-    resp
-}
 
 /// A grey-scale bitmap: rows of 0 (black) ..= 255 (white).
 pub struct Bitmap {
@@ -158,19 +80,6 @@ pub fn render_digits(code: &str) -> Bitmap {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn answers_are_single_use() {
-        let c = Captchas::default();
-        let (ick, code) = c.issue();
-        assert_eq!(code.len(), DIGITS);
-        assert!(c.snapshot().contains_key(&ick));
-        assert!(!c.check(&ick, "x"));
-        assert!(!c.check(&ick, &code), "a wrong answer burns the ick");
-        let (ick, code) = c.issue();
-        assert!(c.check(&ick, &code));
-        assert!(!c.check(&ick, &code));
-    }
 
     #[test]
     fn image_is_a_png_showing_ink() {

@@ -1,4 +1,4 @@
-//! Password login (spec §2.3) and the passport state every login flow shares.
+//! Password login (spec §2.3).
 //!
 //! `POST /pass/serviceLoginAuth2` takes its fields from the form body and the query alike (the
 //! body wins): `user` (account id, phone or e-mail), `hash` (upper-case hex MD5 of the
@@ -9,153 +9,31 @@
 //!    `87001` with a new `captchaUrl` (emulator's choice: no public capture of that answer);
 //! 3. wrong password → `70016` (`captchaUrl` set once `captcha=N` is reached);
 //! 4. 2FA account from an untrusted `deviceId` → `code:0`, `location:""`, `notificationUrl`,
-//!    `securityStatus:16` (see [`super::identity`]);
+//!    `securityStatus:16` (see [`crate::passport::identity`]);
 //! 5. success → `code:0`, `location` (the STS URL with a fresh single-use `nonce`), `ssecurity`,
 //!    `psecurity`, `nonce`, `userId`, `cUserId`, a freshly minted `passToken`, and
 //!    `Set-Cookie: passToken`, `userId`, `cUserId`.
 //!
 //! Whatever host the posted `callback` names, `location` points at this emulator's `/sts`
-//! (keeping the callback's `followup`, else `/`), so a client never leaves the emulator.
+//! (see [`crate::passport::common`]).
 
-use std::time::Duration;
-
-use axum::extract::{RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::accounts::{Accounts, AccountsConfig};
-use super::captcha::Captchas;
-use super::identity::Identity;
-use super::qr::QrTickets;
-use super::server::{cookies, query, Shared};
-use super::session::random_b64url;
-use super::wire::{now_ms, user_id_num};
-
-/// Everything the emulated passport remembers between requests.
-pub struct Passport {
-    pub accounts: Accounts,
-    pub captchas: Captchas,
-    pub identity: Identity,
-    pub qr: QrTickets,
-    pub qr_timeout: Duration,
-}
-
-impl Passport {
-    pub fn new(user_id: &str, pass_token: &str, config: &AccountsConfig) -> Self {
-        Passport {
-            accounts: Accounts::new(user_id, pass_token, config),
-            captchas: Captchas::default(),
-            identity: Identity::default(),
-            qr: QrTickets::default(),
-            qr_timeout: config.qr_timeout,
-        }
-    }
-}
-
-/// A passport JSON answer: `&&&START&&&` + JSON, HTTP 200.
-pub fn passport_json(body: &Value) -> Response {
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
-        format!("&&&START&&&{body}"),
-    )
-        .into_response()
-}
-
-/// Append `Set-Cookie` headers.
-pub fn with_cookies(mut resp: Response, set: &[String]) -> Response {
-    for c in set {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            resp.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    resp
-}
-
-/// The `followup` of a posted STS callback (`/` when it has none).
-pub fn followup_of(callback: &str) -> String {
-    url::Url::parse(callback)
-        .ok()
-        .and_then(|u| {
-            u.query_pairs()
-                .find(|(k, _)| k == "followup")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_else(|| "/".to_string())
-}
-
-/// A login that has passed every check: the credentials it hands out.
-pub struct Completed {
-    pub user: String,
-    pub pass_token: String,
-    pub ssecurity: String,
-    pub psecurity: String,
-    pub c_user_id: String,
-    pub nonce: String,
-    pub location: String,
-}
-
-impl Completed {
-    /// Mint a passToken for `user` and an STS ticket on `host` that returns to `followup`.
-    pub fn new(app: &Shared, host: &str, user: &str, followup: &str, device: &str) -> Self {
-        let pass_token = app.passport.accounts.mint_pass_token(user);
-        let callback = app.signer.sts_callback(host, followup);
-        let (location, nonce) = super::auth::ticket_location(app, &callback, device, Some(user), 1);
-        Completed {
-            user: user.to_string(),
-            pass_token,
-            ssecurity: random_b64url(16),
-            psecurity: random_b64url(16),
-            c_user_id: random_b64url(20),
-            nonce: nonce.unwrap_or_default(),
-            location,
-        }
-    }
-
-    /// The success fields shared by password, 2FA and QR answers.
-    pub fn fields(&self) -> serde_json::Map<String, Value> {
-        let nonce = self
-            .nonce
-            .parse::<u64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| json!(self.nonce));
-        let v = json!({
-            "code": 0, "result": "ok", "description": "成功", "desc": "成功",
-            "location": self.location, "ssecurity": self.ssecurity, "psecurity": self.psecurity,
-            "nonce": nonce, "userId": user_id_num(&self.user), "cUserId": self.c_user_id,
-            "passToken": self.pass_token,
-        });
-        match v {
-            Value::Object(m) => m,
-            _ => serde_json::Map::new(),
-        }
-    }
-
-    /// `Set-Cookie` values: `passToken`, `userId`, `cUserId`.
-    pub fn cookies(&self) -> Vec<String> {
-        vec![
-            format!("passToken={}; Path=/; HttpOnly", self.pass_token),
-            format!("userId={}; Path=/", self.user),
-            format!("cUserId={}; Path=/", self.c_user_id),
-        ]
-    }
-}
-
-/// `/pass/getCode?icodeType=login&_dc=<ms>`
-pub fn captcha_url() -> String {
-    format!("/pass/getCode?icodeType=login&_dc={}", now_ms())
-}
+use crate::http::request::{cookies, Params};
+use crate::http::state::Shared;
+use crate::passport::common::{captcha_url, followup_of, passport_json, with_cookies, Completed};
+use crate::passport::session::random_b64url;
+use crate::protocol::urls::enc;
 
 /// `POST /pass/serviceLoginAuth2`
 pub async fn service_login_auth2(
     State(app): State<Shared>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
-    body: String,
+    Params(p): Params,
 ) -> Response {
-    let mut p = query(q.as_deref());
-    p.extend(query(Some(&body)));
     let c = cookies(&headers);
     let host = app.host(&headers);
     let sid = p
@@ -236,7 +114,7 @@ pub async fn service_login_auth2(
         tracing::info!(account = %id, "serviceLoginAuth2: identity check required");
         let notification = format!(
             "{host}/fe/service/identity/authStart?sid={}&context={context}&_locale=zh_CN",
-            super::urls::enc(&sid)
+            enc(&sid)
         );
         return passport_json(&json!({
             "qs": qs, "code": 0, "description": "成功", "securityStatus": 16, "_sign": sign,
@@ -263,19 +141,4 @@ pub async fn service_login_auth2(
         body.insert(k.into(), v);
     }
     with_cookies(passport_json(&Value::Object(body)), &done.cookies())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn followup_comes_from_the_callback() {
-        assert_eq!(
-            followup_of("http://h/sts?sign=x&followup=http%3A%2F%2Fa%2Fb"),
-            "http://a/b"
-        );
-        assert_eq!(followup_of("https://i.mi.com/sts"), "/");
-        assert_eq!(followup_of("not a url"), "/");
-    }
 }

@@ -14,81 +14,26 @@
 //!   `{"code":408,"result":"error","description":"二维码已过期",...}`. The code is the
 //!   emulator's choice: no public source shows the real expiry answer.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 
-use super::captcha::{gray_png, Bitmap};
-use super::passport::{followup_of, passport_json, with_cookies, Completed};
-use super::server::{json, plain, query, Shared};
-use super::session::random_b64url;
+use crate::http::reply::{json, plain};
+use crate::http::request::Query;
+use crate::http::state::Shared;
+use crate::passport::common::{followup_of, passport_json, with_cookies, Completed};
+use crate::passport::images::{gray_png, Bitmap};
+use crate::passport::pending::{Done, Ticket};
+use crate::passport::session::random_b64url;
 
 /// Pixels per QR module, and modules of quiet zone around the code.
 const MODULE_PX: usize = 6;
 const QUIET: usize = 4;
-
-/// A confirmed scan: the body and cookies every poll of the ticket gets.
-struct Done {
-    body: Value,
-    cookies: Vec<String>,
-}
-
-struct Ticket {
-    host: String,
-    followup: String,
-    login_url: String,
-    expires: Instant,
-    state: watch::Sender<Option<Arc<Done>>>,
-}
-
-/// Live QR tickets.
-#[derive(Default)]
-pub struct QrTickets {
-    map: Mutex<HashMap<String, Arc<Ticket>>>,
-    latest: Mutex<Option<String>>,
-}
-
-impl QrTickets {
-    fn get(&self, id: &str) -> Option<Arc<Ticket>> {
-        let m = self.map.lock().ok()?;
-        m.get(id).filter(|t| t.expires > Instant::now()).cloned()
-    }
-
-    fn insert(&self, id: &str, t: Ticket) {
-        if let Ok(mut m) = self.map.lock() {
-            let now = Instant::now();
-            m.retain(|_, t| t.expires > now);
-            m.insert(id.to_string(), Arc::new(t));
-        }
-        if let Ok(mut l) = self.latest.lock() {
-            *l = Some(id.to_string());
-        }
-    }
-
-    /// Live tickets and their state (test API).
-    pub fn snapshot(&self) -> Vec<Value> {
-        let now = Instant::now();
-        self.map
-            .lock()
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, t)| t.expires > now)
-                    .map(|(id, t)| {
-                        json!({"ticket": id,
-                               "confirmed": t.state.borrow().is_some(),
-                               "expiresInMs": (t.expires - now).as_millis() as u64})
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-}
 
 fn expired() -> Response {
     passport_json(&json!({
@@ -98,12 +43,7 @@ fn expired() -> Response {
 }
 
 /// `GET /longPolling/loginUrl`
-pub async fn login_url(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let q = query(q.as_deref());
+pub async fn login_url(State(app): State<Shared>, headers: HeaderMap, Query(q): Query) -> Response {
     let host = app.host(&headers);
     let followup = q
         .get("callback")
@@ -136,8 +76,7 @@ pub async fn login_url(
 }
 
 /// `GET /pass/qr/login?ticket=`: the QR code of `loginUrl` as a PNG.
-pub async fn image(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn image(State(app): State<Shared>, Query(q): Query) -> Response {
     let Some(t) = q.get("ticket").and_then(|id| app.passport.qr.get(id)) else {
         return plain(
             StatusCode::NOT_FOUND,
@@ -179,8 +118,7 @@ pub async fn image(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response
 }
 
 /// `GET /pass/qr/scan?ticket=`: what a phone would open; here a page with a confirm button.
-pub async fn scan_page(RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn scan_page(Query(q): Query) -> Response {
     let ticket = q.get("ticket").cloned().unwrap_or_default();
     let safe: String = ticket
         .chars()
@@ -196,8 +134,7 @@ pub async fn scan_page(RawQuery(q): RawQuery) -> Response {
 }
 
 /// `GET /lp/s?k=`: the long poll.
-pub async fn long_poll(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn long_poll(State(app): State<Shared>, Query(q): Query) -> Response {
     let Some(t) = q.get("k").and_then(|id| app.passport.qr.get(id)) else {
         return expired();
     };
@@ -219,12 +156,11 @@ pub async fn long_poll(State(app): State<Shared>, RawQuery(q): RawQuery) -> Resp
 }
 
 /// `POST /_sim/qr/confirm?ticket=&account=`: the user scans and confirms on the phone.
-pub async fn confirm(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn confirm(State(app): State<Shared>, Query(q): Query) -> Response {
     let fail = |status: StatusCode, msg: String| json(status, &json!({"error": msg}));
     let id = match q.get("ticket").filter(|t| !t.is_empty()) {
         Some(t) => Some(t.clone()),
-        None => app.passport.qr.latest.lock().ok().and_then(|l| l.clone()),
+        None => app.passport.qr.latest(),
     };
     let Some((id, t)) = id.and_then(|id| app.passport.qr.get(&id).map(|t| (id, t))) else {
         return fail(

@@ -18,26 +18,27 @@
 //!
 //! The `deleted` fault moves a listed item to the recycle bin at step 1 and answers `50050`,
 //! as if its owner deleted it between the client's listing and its download (see
-//! [`super::faults`]).
+//! [`crate::link::faults`]).
 
 use axum::body::Body as HttpBody;
-use axum::extract::{RawQuery, State};
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use serde_json::json;
 
-use super::bodies::file_stream;
-use super::content::{self, Body};
-use super::faults::Kind;
-use super::range;
-use super::server::{json, ok, plain, query, Session, Shared};
-use super::shape::RangeMode;
-use super::stats::Stats;
-use super::wire::{business_error, now_ms};
+use crate::bytes::{self, file_stream, Body};
+use crate::config::faults::Kind;
+use crate::config::link::RangeMode;
+use crate::control::stats::Stats;
+use crate::http::reply::{json, ok, plain};
+use crate::http::request::Query;
+use crate::http::state::{Session, Shared};
+use crate::protocol::range;
+use crate::protocol::wire::{business_error, now_ms};
 
 /// A JSONP callback name we are willing to echo (JS identifier characters only).
-pub(super) fn valid_callback(cb: &str) -> bool {
+pub fn valid_callback(cb: &str) -> bool {
     !cb.is_empty()
         && cb.len() <= 128
         && cb
@@ -53,9 +54,8 @@ pub async fn storage(
     State(app): State<Shared>,
     _: Session,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     let cb = q
         .get("callBack")
         .filter(|c| !c.is_empty())
@@ -84,12 +84,7 @@ pub async fn storage(
     ok(json!({"url": url}))
 }
 
-pub async fn jsonp(
-    State(app): State<Shared>,
-    headers: HeaderMap,
-    RawQuery(q): RawQuery,
-) -> Response {
-    let q = query(q.as_deref());
+pub async fn jsonp(State(app): State<Shared>, headers: HeaderMap, Query(q): Query) -> Response {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (id, cb, e, sig) = (get("id"), get("cb"), get("e"), get("sig"));
     if !app.signer.check(&["A", &id, &cb, &e], &sig) || !valid_callback(&cb) {
@@ -121,10 +116,9 @@ pub async fn jsonp(
 pub async fn file(
     State(app): State<Shared>,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
     body: Bytes,
 ) -> Response {
-    let q = query(q.as_deref());
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (id, e, sig) = (get("id"), get("e"), get("sig"));
     if !app.signer.check(&["B", &id, &e], &sig) {
@@ -216,8 +210,7 @@ pub async fn file(
     resp
 }
 
-pub async fn thumbnail(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn thumbnail(State(app): State<Shared>, Query(q): Query) -> Response {
     let get = |k: &str| q.get(k).cloned().unwrap_or_default();
     let (id, ts, sig) = (get("id"), get("ts"), get("sig"));
     let live = ts.parse::<i64>().is_ok_and(|t| t >= now_ms());
@@ -232,7 +225,7 @@ pub async fn thumbnail(State(app): State<Shared>, RawQuery(q): RawQuery) -> Resp
         .and_then(|w| w.parse().ok())
         .unwrap_or(270)
         .clamp(16, 1080);
-    match tokio::task::spawn_blocking(move || content::thumbnail(&item, px)).await {
+    match tokio::task::spawn_blocking(move || bytes::thumbnail(&item, px)).await {
         Ok(Ok(jpeg)) => {
             (StatusCode::OK, [(header::CONTENT_TYPE, "image/jpeg")], jpeg).into_response()
         }

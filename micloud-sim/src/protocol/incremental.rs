@@ -25,9 +25,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::gallery::Entry;
-use super::server::{json, num, ok, query, Session, Shared};
-use super::wire::{self, business_error, now_ms};
+use crate::http::reply::{json, ok};
+use crate::http::request::{num, query, Query};
+use crate::http::state::{Session, Shared};
+use crate::model::gallery::Entry;
+use crate::protocol::wire::{self, business_error, now_ms};
 
 /// Business code for a rejected `syncInfo` / `syncExtraInfo` parameter ([U]).
 pub const PARAM_REJECTED: i64 = 10008;
@@ -59,9 +61,8 @@ pub async fn allitems(
     State(app): State<Shared>,
     _: Session,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     if let Some(p) = ["syncInfo", "syncExtraInfo"]
         .into_iter()
         .find(|p| q.contains_key(*p))
@@ -117,9 +118,8 @@ pub async fn deleted_v2(
     State(app): State<Shared>,
     _: Session,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     let g = app.gallery();
     let max_tag: u64 = num(&q, "maxTag", 0);
     let limit: usize = num(&q, "limit", DELETED_DEFAULT).clamp(1, DELETED_MAX);

@@ -8,20 +8,23 @@
 //! unparsable bound is ignored. Without `albumId`, `galleries` and `timeline` cover every
 //! album except the private album 1000 (which the web app shows only after a second
 //! verification); with `albumId=1000` they list it. `galleries` and `timeline` read indices
-//! prepared by [`super::gallery::Gallery::rebuild`] (binary search on the newest-first order,
+//! prepared by [`crate::model::gallery::Gallery::rebuild`] (binary search on the newest-first
+//! order,
 //! per-day counts), so a page costs its size, not the album's.
 //!
 //! `album/video` is the virtual Videos album: the count, cover and `lastUpdateTime` of every
 //! video outside the private album; `thumbnails` follows the album rule (absent when empty).
 
-use axum::extract::{RawQuery, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use super::server::{num, ok, query, Session, Shared};
-use super::urls::THUMB_TTL_MS;
-use super::wire;
+use crate::http::reply::ok;
+use crate::http::request::{num, Query};
+use crate::http::state::{Session, Shared};
+use crate::protocol::urls::THUMB_TTL_MS;
+use crate::protocol::wire;
 
 fn page_bounds(total: usize, page: usize, size: usize) -> (usize, usize, bool) {
     let start = page.saturating_mul(size).min(total);
@@ -33,9 +36,8 @@ pub async fn album_list(
     State(app): State<Shared>,
     Session(user): Session,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     let g = app.gallery();
     let page: usize = num(&q, "pageNum", 0);
     let size: usize = num(&q, "pageSize", 20).max(1);
@@ -72,9 +74,8 @@ pub async fn galleries(
     State(app): State<Shared>,
     _: Session,
     headers: HeaderMap,
-    RawQuery(q): RawQuery,
+    Query(q): Query,
 ) -> Response {
-    let q = query(q.as_deref());
     let g = app.gallery();
     let album = q
         .get("albumId")
@@ -94,8 +95,7 @@ pub async fn galleries(
     ok(json!({"galleries": items, "isLastPage": last, "indexHash": g.index_hash}))
 }
 
-pub async fn timeline(State(app): State<Shared>, _: Session, RawQuery(q): RawQuery) -> Response {
-    let q = query(q.as_deref());
+pub async fn timeline(State(app): State<Shared>, _: Session, Query(q): Query) -> Response {
     let g = app.gallery();
     let album = q
         .get("albumId")

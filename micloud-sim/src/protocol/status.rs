@@ -15,7 +15,8 @@ use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 
-use super::server::{ok, Session, Shared};
+use crate::http::reply::ok;
+use crate::http::state::{Session, Shared};
 
 /// The basic free plan: 5 GiB.
 pub const BASIC_QUOTA: u64 = 5 * 1024 * 1024 * 1024;

@@ -58,32 +58,6 @@ pub fn base_for(host: &str) -> String {
     format!("{scheme}://{host}")
 }
 
-/// `--public-url`: an http(s) URL with a host and nothing after it but an optional `/`;
-/// returns `scheme://host[:port]`.
-pub fn parse_public_url(s: &str) -> Result<String, String> {
-    let u = url::Url::parse(s.trim()).map_err(|e| {
-        format!("{s:?} is not a URL ({e}); write e.g. https://i.mi.com or http://192.168.1.5:8765")
-    })?;
-    if !matches!(u.scheme(), "http" | "https") {
-        return Err(format!(
-            "{s:?}: the public URL must start with http:// or https://"
-        ));
-    }
-    let Some(host) = u.host_str() else {
-        return Err(format!("{s:?}: the public URL needs a host name"));
-    };
-    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() || !u.username().is_empty()
-    {
-        return Err(format!(
-            "{s:?}: give only scheme, host and port (no path, query or user), e.g. https://i.mi.com"
-        ));
-    }
-    Ok(match u.port() {
-        Some(p) => format!("{}://{host}:{p}", u.scheme()),
-        None => format!("{}://{host}", u.scheme()),
-    })
-}
-
 pub struct Signer {
     secret: [u8; 32],
 }
@@ -196,20 +170,5 @@ mod tests {
         assert_eq!(base_for("127.0.0.1:8765"), "http://127.0.0.1:8765");
         assert_eq!(base_for("notmi.com"), "http://notmi.com");
         assert_eq!(base_for("[::1]:80"), "http://[::1]:80");
-    }
-
-    #[test]
-    fn public_url_is_reduced_to_its_origin() {
-        assert_eq!(
-            parse_public_url("https://i.mi.com/"),
-            Ok("https://i.mi.com".into())
-        );
-        assert_eq!(
-            parse_public_url("http://10.0.0.2:9000"),
-            Ok("http://10.0.0.2:9000".into())
-        );
-        assert!(parse_public_url("ftp://x").is_err());
-        assert!(parse_public_url("http://x/path").is_err());
-        assert!(parse_public_url("i.mi.com").is_err());
     }
 }

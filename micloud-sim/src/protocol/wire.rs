@@ -7,8 +7,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::gallery::{Album, AlbumStats, Gallery, Item, CAMERA, PRIVATE, SCREENSHOTS};
-use super::urls::{Signer, THUMB_TTL_MS};
+use crate::model::gallery::{AlbumStats, Gallery};
+use crate::model::item::{Album, Item, CAMERA, PRIVATE, SCREENSHOTS};
+use crate::protocol::urls::{Signer, THUMB_TTL_MS};
 
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
