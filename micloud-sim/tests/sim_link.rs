@@ -1,7 +1,13 @@
 //! The emulator's shaped link, injected faults, Range and public URLs, over raw HTTP.
 //!
-//! Timing is always asserted as a ratio or difference of two measurements made in the same
-//! run, with generous tolerance, never as a bare wall-clock figure.
+//! The shaping tests are time-based by nature (latency and bandwidth are durations), so they
+//! are built to hold on a loaded 2-core machine. They run on a multi-threaded runtime, client
+//! and server apart; what they assert is mostly a *floor* the shaper guarantees (a transfer
+//! capped at R bytes/s cannot take less than bytes/R; a request delayed by L cannot answer in
+//! less than L), which load can only push further up, never break. The few upper bounds
+//! compare against what a broken shaper would give and leave a margin of whole multiples
+//! (for example "shared by four" takes 4x, "not shared" is asserted below 2.5x). Exact
+//! figures are for `scripts/` and the benchmarks to print, not for tests to assert.
 
 mod simkit;
 
@@ -40,10 +46,6 @@ fn dir_config(dir: &tempfile::TempDir, link: LinkConfig) -> SimConfig {
     }
 }
 
-fn within(ratio: f64, expected: f64, tolerance: f64) -> bool {
-    (ratio / expected - 1.0).abs() <= tolerance
-}
-
 /// The only item of a one-file gallery.
 async fn only_item(h: &SimHandle) -> Value {
     let truth = truth_items(h).await;
@@ -65,12 +67,30 @@ async fn timed_download(url_b: &str, meta: &str) -> f64 {
     t.elapsed().as_secs_f64()
 }
 
-/// Seconds of one download alone, then of two run side by side.
-async fn alone_then_two(url_b: &str, meta: &str) -> (f64, f64) {
+/// Seconds of one download alone, then of `n` run side by side (each on its own
+/// connection, each on its own task).
+async fn alone_then_parallel(url_b: &str, meta: &str, n: usize) -> (f64, f64) {
     let alone = timed_download(url_b, meta).await;
     let t = Instant::now();
-    tokio::join!(timed_download(url_b, meta), timed_download(url_b, meta));
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (url_b, meta) = (url_b.to_string(), meta.to_string());
+            tokio::spawn(async move { timed_download(&url_b, &meta).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
     (alone, t.elapsed().as_secs_f64())
+}
+
+/// The least time `bytes` can take through a cap of `rate` bytes per second shared by
+/// `writers` connections: the bucket starts with one chunk of credit (a fiftieth of a
+/// second's worth, at most 64 KiB), and each writer sends its last chunk before paying for
+/// it; 2 % off for timer granularity.
+fn floor_secs(bytes: usize, rate: u64, writers: usize) -> f64 {
+    let chunk = (rate / 50).clamp(1024, 64 * 1024) as f64;
+    (bytes as f64 - (writers as f64 + 1.0) * chunk) / rate as f64 * 0.98
 }
 
 async fn set_faults(h: &SimHandle, body: Value) -> Value {
@@ -93,42 +113,48 @@ fn link(per_conn: Option<u64>, total: Option<u64>) -> LinkConfig {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn download_time_follows_the_per_connection_cap() {
     let (dir, _) = big_dir();
     let slow = start(dir_config(&dir, link(Some(1_000_000), None))).await;
-    let fast = start(dir_config(&dir, link(Some(2_000_000), None))).await;
+    let fast = start(dir_config(&dir, link(Some(4_000_000), None))).await;
     let mut times = vec![];
     for h in [&slow, &fast] {
         let (url_b, meta) = resolve_only_item(h).await;
         times.push(timed_download(&url_b, &meta).await);
     }
-    let ratio = times[0] / times[1];
-    assert!(within(ratio, 2.0, 0.35), "times {times:?}, ratio {ratio}");
+    // Each cap holds (a floor load cannot break) ...
+    assert!(times[0] >= floor_secs(BIG, 1_000_000, 1), "{times:?}");
+    assert!(times[1] >= floor_secs(BIG, 4_000_000, 1), "{times:?}");
+    // ... and the faster cap is not held to the slower one: 4x apart, asserted at 2x.
+    assert!(times[0] >= 2.0 * times[1], "times {times:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn total_cap_is_shared_by_parallel_connections() {
     let (dir, _) = big_dir();
-    let h = start(dir_config(&dir, link(None, Some(2_000_000)))).await;
+    let h = start(dir_config(&dir, link(None, Some(4_000_000)))).await;
     let (url_b, meta) = resolve_only_item(&h).await;
-    let (alone, both) = alone_then_two(&url_b, &meta).await;
+    let (alone, four) = alone_then_parallel(&url_b, &meta, 4).await;
+    // Four downloads through one 4 MB/s cap take at least as long as the four files' bytes
+    // at 4 MB/s: a floor that load cannot break (unshared, they would take one file's time).
+    assert!(alone >= floor_secs(BIG, 4_000_000, 1), "alone {alone}");
     assert!(
-        within(both / alone, 2.0, 0.35),
-        "alone {alone}, both {both}"
+        four >= floor_secs(4 * BIG, 4_000_000, 4),
+        "alone {alone}, four {four}"
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_connection_cap_is_not_shared() {
     let (dir, _) = big_dir();
     let h = start(dir_config(&dir, link(Some(4_000_000), None))).await;
     let (url_b, meta) = resolve_only_item(&h).await;
-    let (alone, both) = alone_then_two(&url_b, &meta).await;
-    assert!(
-        within(both / alone, 1.0, 0.35),
-        "alone {alone}, both {both}"
-    );
+    let (alone, four) = alone_then_parallel(&url_b, &meta, 4).await;
+    assert!(alone >= floor_secs(BIG, 4_000_000, 1), "alone {alone}");
+    // Shared, four would take 4x one; each on its own cap they take about 1x. 2.5x leaves a
+    // loaded machine 1.5 downloads' worth of slack.
+    assert!(four < 2.5 * alone, "alone {alone}, four {four}");
 }
 
 /// Status codes of `n` sequential login requests on one client, and the seconds they took.
@@ -155,7 +181,7 @@ async fn sequential(h: &SimHandle, n: usize) -> f64 {
     secs
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn latency_is_added_to_every_request() {
     let with = |ms| SimConfig {
         link: LinkConfig {
@@ -165,24 +191,26 @@ async fn latency_is_added_to_every_request() {
         ..SimConfig::demo()
     };
     let low = start(with(20)).await;
-    let high = start(with(80)).await;
-    let n = 10;
+    let high = start(with(300)).await;
+    let n = 5;
+    // Sequential requests each wait their latency: floors load cannot break.
     let t_low = sequential(&low, n).await;
     let t_high = sequential(&high, n).await;
     assert!(t_low >= n as f64 * 0.020, "{t_low}");
-    assert!(t_high >= n as f64 * 0.080, "{t_high}");
-    let extra = t_high - t_low;
-    assert!(
-        within(extra, n as f64 * 0.060, 0.35),
-        "low {t_low}, high {t_high}"
-    );
-    // The test side channel is not delayed.
-    let t = Instant::now();
-    get_json(&high, "", "/_sim/stats").await;
-    assert!(t.elapsed().as_secs_f64() < t_high / n as f64);
+    assert!(t_high >= n as f64 * 0.300, "{t_high}");
+    // Once per request, not twice: below 2x the latency, 300 ms of slack per request.
+    assert!(t_high < n as f64 * 0.600, "low {t_low}, high {t_high}");
+    // The test side channel is not delayed: the quickest of three is far below 300 ms.
+    let mut quickest = f64::MAX;
+    for _ in 0..3 {
+        let t = Instant::now();
+        get_json(&high, "", "/_sim/stats").await;
+        quickest = quickest.min(t.elapsed().as_secs_f64());
+    }
+    assert!(quickest < 0.150, "{quickest}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_pages_are_slower_by_the_growth_per_page() {
     let h = start(SimConfig {
         link: LinkConfig {
@@ -206,13 +234,11 @@ async fn deep_pages_are_slower_by_the_growth_per_page() {
             best[i] = best[i].min(t.elapsed().as_secs_f64());
         }
     }
-    let extra = best[1] - best[0];
-    assert!(
-        within(extra, 20.0 * 0.020, 0.35),
-        "page 0 {}, page 20 {}",
-        best[0],
-        best[1]
-    );
+    // Page 20 waits 20 x 20 ms = 400 ms more (a floor); page 0 nothing (the quickest of
+    // three is far below); the growth is added once (page 20 well below twice it).
+    assert!(best[1] >= 0.400, "page 0 {}, page 20 {}", best[0], best[1]);
+    assert!(best[0] < 0.200, "page 0 {}, page 20 {}", best[0], best[1]);
+    assert!(best[1] < 0.800, "page 0 {}, page 20 {}", best[0], best[1]);
 }
 
 #[tokio::test]

@@ -272,6 +272,7 @@ async fn tombstones_appear_then_are_compacted() {
         assert_eq!(it["status"], "deleted");
         assert!(tag(&it["tag"]) > cursor.parse().unwrap());
     }
+    // Time-based on purpose: the tombstone lifetime is what is tested (1 s here).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let v = get_json(
         &h,

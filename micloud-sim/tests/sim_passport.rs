@@ -537,6 +537,8 @@ async fn qr_confirm_then_pass_token_works_and_polls_can_be_retried() {
         let lp = lp.clone();
         async move { passport_reply(client().get(lp).send().await.unwrap()).await }
     });
+    // Give the poll a moment to reach the emulator, so that the confirmation wakes a waiting
+    // poll; one that arrives later gets the same answer, so nothing here depends on timing.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let resp = post_empty(&h, &format!("/_sim/qr/confirm?ticket={ticket}&account=222")).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -574,6 +576,8 @@ async fn qr_unconfirmed_expires_with_code_408() {
     let lp = v["lp"].as_str().unwrap().replace(&h.base_url(), "");
     let t0 = Instant::now();
     let (set, expired) = passport_get(&h, &lp, "").await;
+    // The poll is held until the ticket's 800 ms are over (a floor load cannot break), and
+    // then answered (5 s: a guard against a hang, not a measurement).
     let waited = t0.elapsed();
     assert!(
         waited >= Duration::from_millis(600) && waited < Duration::from_secs(5),
@@ -709,6 +713,20 @@ async fn expired_pasted_cookie_gets_401_on_auto_renewal() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // Only that account's sessions died.
     get_json(&h, &other, ALBUMS).await;
+}
+
+#[tokio::test]
+async fn one_session_can_be_ended_alone() {
+    let h = start(SimConfig::demo()).await;
+    let (a, b) = (session(&h).await, session(&h).await);
+    let token = a.split("serviceToken=").nth(1).unwrap();
+    assert!(token.contains('+') && token.contains('/'), "{token}");
+    assert_eq!(end_sessions(&h, Some("999"), Some(token)).await, 0);
+    assert_eq!(end_sessions(&h, None, Some(token)).await, 1);
+    let (status, _) = status_of(&h, &a, ALBUMS).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    get_json(&h, &b, ALBUMS).await;
+    assert_eq!(h.stats().counters["sessions_expired"], 1);
 }
 
 #[tokio::test]

@@ -512,6 +512,7 @@ async fn qr_login_expires_when_nobody_scans() {
         .unwrap_err();
     assert!(matches!(err, LoginError::QrExpired { secs: 1 }), "{err:?}");
     assert!(err.to_string().contains("micloudfs login --qr"));
+    // A guard against waiting forever, not a measurement (the ticket lives 1 s).
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 

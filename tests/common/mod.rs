@@ -565,6 +565,15 @@ impl Sim {
             .expect("expired")
     }
 
+    /// End one session, by its serviceToken, through the control API (as if it had
+    /// outlived its lifetime); how many died (0 or 1).
+    pub fn end_token(&self, token: &str) -> u64 {
+        let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+        self.post_text(&format!("/_sim/expire-sessions?token={token}"), "")["expired"]
+            .as_u64()
+            .expect("expired")
+    }
+
     /// A counter of `/_sim/stats` (`token_exchanges`, `auto_renewals`, `unauthorized`, ...).
     pub fn stat(&self, name: &str) -> u64 {
         self.stats()[name].as_u64().unwrap_or(0)

@@ -8,7 +8,9 @@
 //!   `outbox` (every SMS/e-mail code sent: `account`, `channel`, `to`, `code`, `ts`),
 //!   `identity` (pending 2FA contexts), `qr` (live QR tickets).
 //! - `POST /_sim/expire-sessions?account=<id>`: every serviceToken of that account (of all
-//!   accounts without `account`) dies now; answers `{"expired": n}`.
+//!   accounts without `account`) dies now; with `token=<serviceToken>` only that one (a
+//!   session that outlived its lifetime, while its renewals live on); answers
+//!   `{"expired": n}`. Tests end sessions this way instead of waiting for `--token-ttl`.
 //! - `POST /_sim/qr/confirm`: see [`crate::passport::qr`].
 
 use axum::extract::State;
@@ -50,11 +52,13 @@ pub async fn passport(State(app): State<Shared>) -> Response {
 }
 
 pub async fn expire_sessions(State(app): State<Shared>, Query(q): Query) -> Response {
-    let account = q.get("account").filter(|a| !a.is_empty());
-    let n = app.sessions.expire_user(account.map(String::as_str));
+    let given = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let (account, token) = (given("account"), given("token"));
+    let n = app.sessions.expire(account, token);
     app.stats.count("sessions_expired", n as u64);
     tracing::info!(
-        account = account.map(String::as_str).unwrap_or("(all)"),
+        account = account.unwrap_or("(all)"),
+        one_token = token.is_some(),
         n,
         "sessions expired"
     );

@@ -69,13 +69,18 @@ impl Sessions {
         }
     }
 
-    /// Expire every serviceToken of `user_id` now (all users when `None`); how many died.
-    pub fn expire_user(&self, user_id: Option<&str>) -> usize {
+    /// End sessions now: every serviceToken of `user_id` (of all users when `None`), or only
+    /// `token` when it is given (and belongs to `user_id`, if that is given too); how many
+    /// died.
+    pub fn expire(&self, user_id: Option<&str>, token: Option<&str>) -> usize {
         let Ok(mut m) = self.tokens.lock() else {
             return 0;
         };
         let before = m.len();
-        m.retain(|_, (u, _)| user_id.is_some_and(|id| id != u));
+        m.retain(|tok, (u, _)| {
+            let hit = user_id.is_none_or(|id| id == u) && token.is_none_or(|t| t == tok);
+            !hit
+        });
         before - m.len()
     }
 
@@ -85,5 +90,37 @@ impl Sessions {
             return false;
         };
         matches!(m.get(token), Some((u, exp)) if u == user_id && *exp > Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_lives_its_ttl_and_dies_when_ended() {
+        let s = Sessions::default();
+        let dead = s.issue_token("1", Duration::ZERO);
+        assert!(!s.check("1", &dead), "a token past its lifetime is refused");
+        let a = s.issue_token("1", Duration::from_secs(600));
+        let b = s.issue_token("1", Duration::from_secs(600));
+        let other = s.issue_token("2", Duration::from_secs(600));
+        assert!(s.check("1", &a) && s.check("1", &b) && !s.check("2", &a));
+        assert_eq!(s.expire(Some("2"), Some(&a)), 0, "a token of another user");
+        assert_eq!(s.expire(None, Some(&a)), 1);
+        assert!(!s.check("1", &a) && s.check("1", &b));
+        assert_eq!(s.expire(Some("1"), None), 1);
+        assert!(!s.check("1", &b) && s.check("2", &other));
+        assert_eq!(s.expire(None, None), 1);
+        assert!(!s.check("2", &other));
+    }
+
+    #[test]
+    fn a_ticket_is_redeemed_once() {
+        let s = Sessions::default();
+        let nonce = s.issue_ticket("7");
+        assert!(nonce.parse::<u64>().is_ok_and(|n| n < 1 << 62));
+        assert_eq!(s.redeem_ticket(&nonce).as_deref(), Some("7"));
+        assert_eq!(s.redeem_ticket(&nonce), None);
     }
 }

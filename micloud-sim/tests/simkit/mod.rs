@@ -136,6 +136,27 @@ pub async fn post_empty(h: &SimHandle, path_q: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// End sessions through the control API (`POST /_sim/expire-sessions`): every one of
+/// `account`, of everyone, or only `token`; how many died. Tests end sessions this way rather
+/// than wait out a short `token_ttl`.
+pub async fn end_sessions(h: &SimHandle, account: Option<&str>, token: Option<&str>) -> u64 {
+    let mut q = vec![];
+    if let Some(a) = account {
+        q.push(("account", a));
+    }
+    if let Some(t) = token {
+        q.push(("token", t));
+    }
+    let resp = client()
+        .post(format!("{}/_sim/expire-sessions", h.base_url()))
+        .query(&q)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    as_json(resp).await["expired"].as_u64().unwrap()
+}
+
 /// The body of `resp` parsed as JSON.
 pub async fn as_json(resp: reqwest::Response) -> Value {
     serde_json::from_str(&resp.text().await.unwrap()).unwrap()
