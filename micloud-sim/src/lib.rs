@@ -6,18 +6,22 @@
 //! of its own): it writes its JSON independently, so a misreading of the protocol cannot hide
 //! by being mirrored on both sides.
 //!
-//! Folders by part, dependencies one way (from the top of this list down, never back up;
-//! `tests/import_graph.rs` in the workspace holds it):
+//! Folders by part. Between files, dependencies point one way: there is no import cycle at
+//! all (`tests/import_graph.rs` in the workspace holds it). From the top down:
 //! - [`server`] routes: which handler answers which path, and the middleware order;
 //! - the handlers, by part: [`protocol`] (i.mi.com's listings, cursors, status, recordings,
-//!   the three-step download, its JSON and its signed URLs), [`passport`] (the login flows and
-//!   their state), [`control`] (the loopback-only `/_sim/` API and the counters), [`link`]
-//!   (latency, bandwidth and injected faults);
-//! - [`http`]: the shared state, the extractors and the reply helpers every handler uses;
+//!   the three-step download, its JSON and its signed URLs), [`passport`] (the login flows),
+//!   [`control`] (the loopback-only `/_sim/` API), [`link`] (latency, bandwidth and injected
+//!   faults);
+//! - [`http`]: the shared state, the session gate, the extractors and the reply helpers every
+//!   handler uses;
+//! - each part's state, in files that know nothing of HTTP so that `http` can hold it: the
+//!   passport's sessions, accounts and logins in progress, the URL signer, the counters, the
+//!   fault draws;
 //! - [`build`]: the gallery made from a seed or a folder, fingerprinted (with its cache file);
-//! - [`bytes`]: the bodies (JPEG, MP4, large shared-prefix bodies), made on demand;
-//! - [`model`]: albums, items, recordings and their indexes, and how they change: a leaf;
-//! - [`config`]: every setting and flag: a leaf.
+//!   [`bytes`]: the bodies (JPEG, MP4, large shared-prefix bodies), made on demand;
+//! - [`model`]: albums, items, recordings and their indexes, and how they change; [`config`]:
+//!   every setting and flag. Both are leaves.
 //!
 //! [`start`] builds the gallery (fingerprints from the cache file, or computed on all cores),
 //! binds, and serves on the current tokio runtime until the [`SimHandle`] is dropped or

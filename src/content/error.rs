@@ -11,7 +11,7 @@ use crate::model::{Item, ItemId};
 
 #[derive(Clone, Debug, Error)]
 pub enum ContentError {
-    #[error("item {0} was deleted in the cloud; it disappears at the next refresh")]
+    #[error("item {0} was deleted in the cloud; it stays listed until the next mount")]
     Deleted(ItemId),
 
     #[error("item {id} does not match its listing: {detail}")]

@@ -3,7 +3,7 @@
 //! Layout for `albums = N` user albums and `items = M`:
 //! - system albums Camera (`1`), Screenshots (`2`), Private (`1000`, 2 items when M ≥ 10);
 //! - N user albums, Chinese and ASCII names; when N ≥ 2 the last one ("新建相册") stays empty;
-//! - when M ≥ 30, a fixed block of 16 awkward items ([`AWKWARD_ITEMS`]): same name twice with
+//! - when M ≥ 30, a fixed block of 16 awkward items (`awkward`): same name twice with
 //!   different content, names differing only in case, `/`, `\n`, `\t`, `\u{1}`, an empty name,
 //!   a 338-byte multi-byte name, `..`, the same content in two albums, and two shots between
 //!   00:00 and 08:00 UTC+8 (one on New Year's night, whose UTC date is the previous year);

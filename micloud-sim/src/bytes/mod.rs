@@ -125,7 +125,7 @@ impl Body {
 pub enum Body {
     Memory(Bytes),
     File(tokio::fs::File, u64),
-    /// Generated as it is read ([`Body::stream`] gives any byte range); the `u64` is the
+    /// Generated as it is read ([`Body::synth_range`] gives any byte range); the `u64` is the
     /// total length.
     Synth(SynthSpec, u64),
 }

@@ -1,9 +1,9 @@
 //! The shaped TCP connection: bandwidth caps per connection and in total, and hard resets.
 //!
 //! [`ShapedListener`] wraps the server's listener; every accepted socket becomes a
-//! [`ShapedStream`] that writes at most one chunk ([`bucket::chunk_for`] the lowest cap) per
-//! call, charges what it wrote to its own bucket (per-connection cap) and to the shared one
-//! (total cap), and sleeps the longer of the two waits before its next write. Shaping at the
+//! [`ShapedStream`] that writes at most one chunk ([`crate::link::bucket::chunk_for`] the
+//! lowest cap) per call, charges what it wrote to its own bucket (per-connection cap) and to
+//! the shared one (total cap), and sleeps the longer of the two waits before its next write. Shaping at the
 //! socket rather than on each response body makes "per connection" mean one TCP connection,
 //! whatever the number of requests kept alive on it, and paces every response, big or small,
 //! without buffering.
