@@ -12,16 +12,15 @@ use std::sync::Arc;
 use fuser::{Config, MountOption, Session};
 
 use super::logwriter::NeverFail;
-use super::mount::report;
 use super::mountpoint;
 use super::mounttable::FS_NAME;
+use super::ready::report;
 use super::signals::{Lifecycle, INTERRUPTED};
 use crate::account::{Account, AccountStore, StoredCredentials};
 use crate::catalog::{Catalog, CatalogOptions};
 use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};
 use crate::content::{ContentCache, ContentConfig, MinFree, DEFAULT_MEMORY_BUDGET};
 use crate::fs::GalleryFs;
-use crate::sim;
 use crate::view::{DateZone, View, ViewOptions};
 
 pub(crate) enum Source {
@@ -74,9 +73,39 @@ pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), S
 type Started = (
     Session<GalleryFs>,
     tokio::runtime::Runtime,
-    Option<sim::SimHandle>,
+    Option<Demo>,
     String,
 );
+
+/// The emulator serving `mount --demo`, alive as long as the mount.
+#[cfg(feature = "demo")]
+type Demo = micloud_sim::SimHandle;
+#[cfg(not(feature = "demo"))]
+type Demo = std::convert::Infallible;
+
+/// What `mount --demo` says in a build without the `demo` feature.
+pub(crate) const NO_DEMO: &str = "this micloudfs was built without the demo gallery (cargo \
+     feature `demo`); rebuild it with default features, or mount your own account";
+
+/// Starts the demo gallery on a free loopback port: its base URL and the credentials of its
+/// default account.
+#[cfg(feature = "demo")]
+fn start_demo(rt: &tokio::runtime::Runtime) -> Result<(String, Credentials, Demo), String> {
+    use micloud_sim as sim;
+    let handle = rt
+        .block_on(sim::start(
+            sim::SimConfig::demo(),
+            ([127, 0, 0, 1], 0).into(),
+        ))
+        .map_err(|e| format!("cannot start the demo gallery: {e}"))?;
+    let creds = Credentials::pass_token(sim::DEFAULT_USER_ID, sim::DEFAULT_PASS_TOKEN);
+    Ok((handle.base_url(), creds, handle))
+}
+
+#[cfg(not(feature = "demo"))]
+fn start_demo(_: &tokio::runtime::Runtime) -> Result<(String, Credentials, Demo), String> {
+    Err(NO_DEMO.to_string())
+}
 
 fn start(plan: &DaemonPlan) -> Result<Started, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -99,14 +128,8 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
             (api_base.clone(), account.credentials()?, None, Some(source))
         }
         Source::Demo => {
-            let handle = rt
-                .block_on(sim::start(
-                    sim::SimConfig::demo(),
-                    ([127, 0, 0, 1], 0).into(),
-                ))
-                .map_err(|e| format!("cannot start the demo gallery: {e}"))?;
-            let creds = Credentials::pass_token(sim::DEFAULT_USER_ID, sim::DEFAULT_PASS_TOKEN);
-            (handle.base_url(), creds, Some(handle), None)
+            let (base, creds, handle) = start_demo(&rt)?;
+            (base, creds, Some(handle), None)
         }
     };
 

@@ -14,6 +14,7 @@ mod logwriter;
 mod mount;
 mod mountpoint;
 mod mounttable;
+mod ready;
 mod signals;
 
 use std::io::Write;

@@ -28,7 +28,7 @@ use crate::content::{ContentCache, ItemBytes};
 use crate::model::Item;
 use crate::view::{Ino, Node, NodeKind, View};
 
-/// Entries and attributes never change while mounted (a refresh will invalidate them).
+/// Entries and attributes never change while mounted (the tree is built once, at mount).
 const ATTR_TTL: Duration = Duration::from_secs(3600);
 /// `st_blksize`: `cp` and friends size their buffers from it; 128 KiB halves the upcalls
 /// of the 4 KiB default... and matches the kernel's largest FUSE read.

@@ -14,7 +14,7 @@
 //! | a `SHA1SUMS` | `sha1sums:albums`, `sha1sums:by-date` |
 //!
 //! So the same catalog gives the same inodes on every mount, whatever the input order, and a
-//! refresh keeps the inode of every node that is still there. With 63-bit values and 200 000
+//! newer catalog keeps the inode of every node that is still there. With 63-bit values and 200 000
 //! nodes the chance of any collision is about n²/2⁶⁴ ≈ 2·10⁻⁹; a collision is still detected
 //! and resolved deterministically: the node allocated later (the view allocates in a fixed
 //! order that does not depend on input order) re-hashes `key + "#" + counter`, counter = 1, 2, ...

@@ -20,7 +20,7 @@
 //! never renames an existing file.
 //!
 //! **Inodes** are hashes of stable keys (the item id, the album id, the by-date path): see
-//! [`ino`]. Same catalog, same inodes, whatever the input order; a refresh keeps them.
+//! [`ino`]. Same catalog, same inodes, whatever the input order; a newer catalog keeps them.
 //!
 //! **Attributes.** A file's size is `item.size` and its mtime `date_taken_ms`; a directory's
 //! size is 0 and its mtime the max of everything below it (an empty album: its
@@ -279,7 +279,8 @@ impl Builder {
     }
 }
 
-/// The tree for one catalog snapshot. Immutable once built (rebuild on refresh); `Send + Sync`.
+/// The tree for one catalog snapshot. Immutable once built (a newer catalog makes a new one);
+/// `Send + Sync`.
 pub struct View {
     items: Arc<[Item]>,
     tree: Tree,
