@@ -7,7 +7,7 @@
 //! the tree is live (or why it could not be), so `mount` returning 0 means the files are
 //! there.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -42,22 +42,9 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
             };
             std::process::exit(code);
         }
-        _child => {
+        child => {
             drop(write_fd);
-            let mut line = String::new();
-            let mut reader = BufReader::new(std::fs::File::from(read_fd));
-            let _ = reader.read_line(&mut line);
-            match line.trim_end().split_once(' ') {
-                Some(("ok", msg)) => {
-                    println!("{msg}");
-                    Ok(())
-                }
-                Some(("error", msg)) => Err(msg.to_string()),
-                _ => Err(format!(
-                    "the daemon stopped before the mount was ready; see {}",
-                    plan.log_path.display()
-                )),
-            }
+            super::progress::wait_for_daemon(read_fd, child, &plan.log_path)
         }
     }
 }
@@ -115,6 +102,8 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         token_refresh: std::time::Duration::from_secs(args.token_refresh),
         foreground: args.foreground,
         verbose: args.verbose,
+        offline: args.offline,
+        refresh_interval: std::time::Duration::from_secs(args.refresh_interval),
     })
 }
 
@@ -238,6 +227,18 @@ fn daemonize(log_path: &Path) {
             libc::dup2(fd, 2);
         }
     }
+}
+
+/// Tells the waiting parent how far the first sync got (`progress LISTED TOTAL REQUESTS`).
+pub(crate) fn report_progress(mut pipe: &std::fs::File, p: &crate::catalog::Progress) {
+    use std::sync::atomic::Ordering;
+    let line = format!(
+        "progress {} {} {}\n",
+        p.listed.load(Ordering::Relaxed),
+        p.total.load(Ordering::Relaxed),
+        p.requests.load(Ordering::Relaxed)
+    );
+    let _ = pipe.write_all(line.as_bytes());
 }
 
 /// Tells the waiting parent how the start went.
