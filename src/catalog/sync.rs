@@ -706,3 +706,325 @@ enum AlbumError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::{ChangePage, Download, ItemPage};
+    use crate::model::{MediaKind, Sha1Digest};
+    use async_trait::async_trait;
+    use std::sync::atomic::AtomicU32;
+
+    const DAY_MS: i64 = 86_400_000;
+
+    fn item(id: u64, album: u64, day: i64) -> Item {
+        Item {
+            id: ItemId(id),
+            album_id: AlbumId(album),
+            file_name: format!("{id}.jpg"),
+            kind: MediaKind::Image,
+            mime_type: "image/jpeg".into(),
+            size: id,
+            sha1: Sha1Digest([id as u8; 20]),
+            date_taken_ms: 1_600_000_000_000 + day * DAY_MS,
+            create_time_ms: id as i64,
+            exif_date_time: None,
+        }
+    }
+
+    /// A gallery with cursors, a timeline and date filters; `fail` albums answer transient
+    /// failures; `deepest` records the deepest page asked for.
+    #[derive(Default)]
+    struct Fake {
+        items: Mutex<Vec<(u64, Item)>>, // (tag, item)
+        tombs: Mutex<Vec<(u64, Item)>>,
+        tag: Mutex<u64>,
+        fail: Vec<u64>,
+        deepest: AtomicU32,
+        cursors: bool,
+    }
+
+    impl Fake {
+        fn new(n_big: u64, cursors: bool, fail: Vec<u64>) -> Fake {
+            let f = Fake {
+                cursors,
+                fail,
+                ..Default::default()
+            };
+            for i in 0..n_big {
+                f.add(item(1000 + i, 1, (i / 7) as i64));
+            }
+            for i in 0..30 {
+                f.add(item(100_000 + i, 2, i as i64));
+            }
+            for i in 0..10 {
+                f.add(item(200_000 + i, 77, i as i64));
+            }
+            f
+        }
+        fn add(&self, it: Item) {
+            let mut t = self.tag.lock().unwrap();
+            *t += 1;
+            self.items.lock().unwrap().push((*t, it));
+        }
+        fn delete(&self, id: u64, tombstone: bool) {
+            let mut t = self.tag.lock().unwrap();
+            *t += 1;
+            let mut items = self.items.lock().unwrap();
+            let pos = items.iter().position(|(_, i)| i.id.0 == id).unwrap();
+            let (_, it) = items.remove(pos);
+            if tombstone {
+                self.tombs.lock().unwrap().push((*t, it));
+            }
+        }
+        fn of(&self, album: AlbumId) -> Vec<Item> {
+            let mut v: Vec<Item> = self
+                .items
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(_, i)| i.album_id == album)
+                .map(|(_, i)| i.clone())
+                .collect();
+            v.sort_by_key(|i| std::cmp::Reverse((i.date_taken_ms, i.id)));
+            v
+        }
+        fn check(&self, album: AlbumId) -> Result<(), CloudError> {
+            if self.fail.contains(&album.0) {
+                return Err(CloudError::Transient {
+                    what: format!("album {album}"),
+                    detail: "HTTP 503".into(),
+                    attempts: 6,
+                });
+            }
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl GalleryApi for Fake {
+        async fn list_albums(&self) -> Result<Vec<Album>, CloudError> {
+            Ok([1u64, 2, 77]
+                .iter()
+                .map(|&id| Album {
+                    id: AlbumId(id),
+                    name: (id == 77).then(|| "Trip".to_string()),
+                    media_count: self.of(AlbumId(id)).len() as u64,
+                    last_update_ms: 0,
+                })
+                .collect())
+        }
+        async fn list_album_items(&self, a: AlbumId) -> Result<Vec<Item>, CloudError> {
+            self.check(a)?;
+            Ok(self.of(a))
+        }
+        async fn open_download(&self, _: ItemId) -> Result<Download, CloudError> {
+            Err(CloudError::Config("not used".into()))
+        }
+        async fn list_items_page(
+            &self,
+            a: AlbumId,
+            days: Option<(u32, u32)>,
+            page: u32,
+        ) -> Result<ItemPage, CloudError> {
+            self.check(a)?;
+            self.deepest.fetch_max(page, Ordering::Relaxed);
+            let all: Vec<Item> = self
+                .of(a)
+                .into_iter()
+                .filter(|i| {
+                    days.is_none_or(|(f, t)| (f..=t).contains(&service_day(i.date_taken_ms)))
+                })
+                .collect();
+            let start = (page as usize * 100).min(all.len());
+            let end = (start + 100).min(all.len());
+            Ok(ItemPage {
+                items: all[start..end].to_vec(),
+                last_page: end >= all.len(),
+            })
+        }
+        async fn day_counts(&self, a: AlbumId) -> Result<Vec<(u32, u64)>, CloudError> {
+            self.check(a)?;
+            let mut m = std::collections::BTreeMap::new();
+            for i in self.of(a) {
+                *m.entry(service_day(i.date_taken_ms)).or_insert(0) += 1;
+            }
+            Ok(m.into_iter().collect())
+        }
+        async fn album_cursors(&self) -> Result<Vec<AlbumCursor>, CloudError> {
+            if !self.cursors {
+                return Err(CloudError::NotSupported("album/full"));
+            }
+            let items = self.items.lock().unwrap();
+            let tombs = self.tombs.lock().unwrap();
+            Ok([1u64, 2, 77]
+                .iter()
+                .map(|&id| AlbumCursor {
+                    id: AlbumId(id),
+                    incremental_tag: items
+                        .iter()
+                        .chain(tombs.iter())
+                        .filter(|(_, i)| i.album_id.0 == id)
+                        .map(|(t, _)| *t)
+                        .max()
+                        .unwrap_or(0),
+                    total: items.iter().filter(|(_, i)| i.album_id.0 == id).count() as u64,
+                })
+                .collect())
+        }
+        async fn list_changes(&self, a: AlbumId, tag: u64) -> Result<ChangePage, CloudError> {
+            if !self.cursors {
+                return Err(CloudError::NotSupported("allitems"));
+            }
+            self.check(a)?;
+            let mut feed: Vec<(u64, Item, bool)> = self
+                .items
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|(t, i)| (*t, i.clone(), false))
+                .chain(
+                    self.tombs
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|(t, i)| (*t, i.clone(), true)),
+                )
+                .filter(|(t, i, _)| *t > tag && i.album_id == a)
+                .collect();
+            feed.sort_by_key(|f| f.0);
+            let take: Vec<_> = feed.iter().take(60).cloned().collect();
+            let mut page = ChangePage {
+                sync_tag: take.last().map_or(tag, |f| f.0),
+                last_page: take.len() == feed.len(),
+                ..Default::default()
+            };
+            for (_, it, dead) in take {
+                if dead {
+                    page.deleted.push(it.id);
+                } else {
+                    page.items.push(it);
+                }
+            }
+            Ok(page)
+        }
+    }
+
+    fn setup(api: Arc<Fake>) -> (Syncer, Arc<Mutex<Store>>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Mutex::new(Store::open(&dir.path().join("c.db")).unwrap()));
+        let syncer = Syncer::new(api, store.clone(), SyncOptions::default());
+        (syncer, store, dir)
+    }
+
+    fn ids(store: &Mutex<Store>) -> Vec<u64> {
+        let (items, _) = store.lock().unwrap().items().unwrap();
+        items.iter().map(|i| i.id.0).collect()
+    }
+
+    fn want(api: &Fake) -> Vec<u64> {
+        let mut v: Vec<u64> = api
+            .items
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, i)| i.id.0)
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn days_group_into_bounded_ranges_newest_first() {
+        let days = [
+            (20240101, 300),
+            (20240102, 300),
+            (20240103, 100),
+            (20240104, 900),
+        ];
+        assert_eq!(
+            group_days(&days, 500),
+            vec![
+                (20240104, 20240104, 900),
+                (20240102, 20240103, 400),
+                (20240101, 20240101, 300)
+            ]
+        );
+        assert_eq!(service_day(1_719_777_600_000), 20240701); // 20:00 UTC = 04:00 UTC+8
+    }
+
+    #[tokio::test]
+    async fn a_big_album_is_listed_by_date_ranges_without_deep_pages() {
+        let api = Arc::new(Fake::new(12_000, false, vec![]));
+        let (syncer, store, _dir) = setup(api.clone());
+        let report = syncer.sync().await.unwrap();
+        assert!(report.failed.is_empty());
+        assert_eq!(ids(&store), want(&api));
+        // 12 000 items in one album: paging it would reach page 119.
+        assert!(
+            api.deepest.load(Ordering::Relaxed) < 10,
+            "a deep page was asked for"
+        );
+        assert_eq!(syncer.progress.listed.load(Ordering::Relaxed), 12_040);
+    }
+
+    #[tokio::test]
+    async fn an_album_that_fails_does_not_stop_the_others() {
+        let api = Arc::new(Fake::new(50, true, vec![77]));
+        let (syncer, store, _dir) = setup(api.clone());
+        let report = syncer.sync().await.unwrap();
+        assert_eq!(report.failed.len(), 1);
+        assert_eq!(report.failed[0].0, AlbumId(77));
+        let got = ids(&store);
+        assert_eq!(got.len(), 80, "Camera and Screenshots are listed");
+        let rows = store.lock().unwrap().albums().unwrap();
+        let state = |id| {
+            rows.iter()
+                .find(|r| r.album.id == AlbumId(id))
+                .unwrap()
+                .state
+        };
+        assert_eq!(state(77), AlbumState::Failed);
+        assert_eq!(state(1), AlbumState::Complete);
+        assert!(rows
+            .iter()
+            .any(|r| r.error.as_deref().is_some_and(|e| e.contains("503"))));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_applies_changes_through_cursors_and_falls_back_when_they_miss() {
+        let api = Arc::new(Fake::new(50, true, vec![]));
+        let (syncer, store, _dir) = setup(api.clone());
+        syncer.sync().await.unwrap();
+        assert_eq!(ids(&store), want(&api));
+
+        // Unchanged: nothing listed again.
+        let r = syncer.sync().await.unwrap();
+        assert!(!r.changed && r.full_listings == 0 && r.incremental == 0);
+
+        // An upload and a deletion with its tombstone: incremental.
+        api.add(item(999_999, 1, 3));
+        api.delete(1005, true);
+        let r = syncer.sync().await.unwrap();
+        assert_eq!((r.incremental, r.full_listings), (1, 0), "{r:?}");
+        assert_eq!(ids(&store), want(&api));
+
+        // A deletion whose tombstone was compacted: the count check lists the album in full.
+        api.delete(1006, false);
+        let r = syncer.sync().await.unwrap();
+        assert_eq!(r.full_listings, 1, "{r:?}");
+        assert_eq!(ids(&store), want(&api));
+    }
+
+    #[tokio::test]
+    async fn without_cursors_a_refresh_lists_in_full_and_drops_what_is_gone() {
+        let api = Arc::new(Fake::new(50, false, vec![]));
+        let (syncer, store, _dir) = setup(api.clone());
+        syncer.sync().await.unwrap();
+        api.delete(1001, false);
+        api.add(item(555_555, 2, 1));
+        let r = syncer.sync().await.unwrap();
+        assert!(r.changed);
+        assert_eq!(ids(&store), want(&api));
+    }
+}
