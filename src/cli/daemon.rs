@@ -142,7 +142,7 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
     if !warm {
         if plan.offline {
             return Err(format!(
-                "--offline needs a catalog, and {} has none for this account yet: mount once                  with the network to list the gallery",
+                "--offline needs a catalog, and {} has none for this account yet: mount once with the network to list the gallery",
                 plan.cache_dir.display()
             ));
         }

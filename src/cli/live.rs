@@ -23,7 +23,9 @@ pub(crate) fn build_view(
     opts: &ViewOptions,
 ) -> Result<(View, Catalog), StoreError> {
     let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let t0 = std::time::Instant::now();
     let catalog = Catalog::load(&store)?;
+    let t1 = std::time::Instant::now();
     let view = View::build_kept(
         &catalog.albums,
         catalog.items.clone(),
@@ -33,6 +35,7 @@ pub(crate) fn build_view(
         },
         opts,
     );
+    let t2 = std::time::Instant::now();
     let (files, dirs) = view.handed_out();
     let changed_files: Vec<usize> = files
         .iter()
@@ -61,6 +64,13 @@ pub(crate) fn build_view(
             "names and inodes handed out recorded in the catalog"
         );
     }
+    tracing::info!(
+        items = catalog.items.len(),
+        load_ms = (t1 - t0).as_millis() as u64,
+        build_ms = (t2 - t1).as_millis() as u64,
+        record_ms = t2.elapsed().as_millis() as u64,
+        "tree built from the catalog"
+    );
     Ok((view, catalog))
 }
 
