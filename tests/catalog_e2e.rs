@@ -420,3 +420,39 @@ fn ls_and_stats_read_the_catalog_without_mounting() {
     assert!(stats.contains("total"), "{stats}");
     assert!(stats.contains("recordings"), "{stats}");
 }
+
+#[test]
+fn recordings_are_listed_by_type_and_read_verified() {
+    let sim = Sim::spawn(&["--seed", "28", "--items", "20", "--recordings", "8"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let truth = sim.get_json("/_sim/recordings");
+    let live: Vec<&serde_json::Value> = truth
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["deleted"] != true)
+        .collect();
+    let files: BTreeMap<String, u64> = inodes(&m.path("recordings"))
+        .into_iter()
+        .filter(|(k, _)| k.contains('/'))
+        .collect();
+    assert_eq!(files.len(), live.len(), "{files:?}");
+    let mut want: Vec<String> = live
+        .iter()
+        .map(|r| r["sha1"].as_str().unwrap().to_string())
+        .collect();
+    let mut got: Vec<String> = files
+        .keys()
+        .map(|k| sha1_file(&m.path("recordings").join(k)))
+        .collect();
+    want.sort();
+    got.sort();
+    assert_eq!(got, want, "the recordings' bytes are not the emulator's");
+    for dir in std::fs::read_dir(m.path("recordings")).unwrap() {
+        let name = dir.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(
+            ["Recorder", "Calls", "FM", "Apps"].contains(&name.as_str()),
+            "{name}"
+        );
+    }
+}

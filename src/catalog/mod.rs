@@ -49,8 +49,17 @@ impl Catalog {
     /// Reads the whole catalog.
     pub fn load(store: &Store) -> Result<Catalog, StoreError> {
         let rows = store.albums()?;
-        let (items, handed) = store.items()?;
+        let (mut items, mut handed) = store.items()?;
         let recordings = store.recordings()?;
+        // Recordings are items of their own kind, after the gallery's (the tree puts them
+        // under `recordings/`; their album id is their type).
+        for r in &recordings {
+            items.push(r.as_item());
+            handed.push(HandedFile {
+                album: r.handed.clone(),
+                date: None,
+            });
+        }
         let mut dirs = HashMap::new();
         let mut incomplete = Vec::new();
         let mut albums = Vec::with_capacity(rows.len());

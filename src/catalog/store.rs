@@ -131,6 +131,24 @@ pub struct Recording {
     pub handed: Option<HandedName>,
 }
 
+impl Recording {
+    /// The recording as an item of kind [`MediaKind::Recording`], whose album id is its type.
+    pub fn as_item(&self) -> Item {
+        Item {
+            id: ItemId(self.id),
+            album_id: AlbumId(u64::from(self.kind)),
+            file_name: self.file_name.clone(),
+            kind: MediaKind::Recording,
+            mime_type: String::new(),
+            size: self.size,
+            sha1: self.sha1,
+            date_taken_ms: self.create_time_ms,
+            create_time_ms: self.create_time_ms,
+            exif_date_time: None,
+        }
+    }
+}
+
 /// The open catalog of one account.
 pub struct Store {
     conn: Connection,
@@ -149,12 +167,14 @@ fn kind_code(k: MediaKind) -> i64 {
         MediaKind::Image => 0,
         MediaKind::Video => 1,
         MediaKind::Other => 2,
+        MediaKind::Recording => 3,
     }
 }
 fn kind_of(c: i64) -> MediaKind {
     match c {
         0 => MediaKind::Image,
         1 => MediaKind::Video,
+        3 => MediaKind::Recording,
         _ => MediaKind::Other,
     }
 }

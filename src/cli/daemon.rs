@@ -275,7 +275,7 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
     let summary = format!(
         "mounted {what} at {}: {} items in {} albums, {gib:.2} GiB{how}{incomplete}{log}",
         plan.mountpoint.display(),
-        catalog.items.len(),
+        catalog.items.len() - catalog.recordings.len(),
         catalog.albums.len(),
     );
     Ok((session, rt, demo, summary))

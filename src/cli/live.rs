@@ -51,7 +51,14 @@ pub(crate) fn build_view(
     if !changed_files.is_empty() || !changed_dirs.is_empty() {
         store.write(|tx| {
             for &i in &changed_files {
-                tx.set_item_names(catalog.items[i].id, &files[i])?;
+                let item = &catalog.items[i];
+                if item.kind == crate::model::MediaKind::Recording {
+                    if let Some(h) = &files[i].album {
+                        tx.set_recording_name(item.id.0, h)?;
+                    }
+                } else {
+                    tx.set_item_names(item.id, &files[i])?;
+                }
             }
             for (id, d) in &changed_dirs {
                 tx.set_album_dir(*id, d)?;

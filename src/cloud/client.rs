@@ -325,12 +325,21 @@ impl HttpGalleryClient {
         Err(transient(what, "HTTP 401 after a refresh"))
     }
 
-    /// Step 1 to 3 of spec §4 once; the caller retries.
-    async fn try_download(&self, id: ItemId) -> Result<Download, CloudError> {
+    /// Step 1 to 3 of spec §4 once; the caller retries. A recording's step 1 is the
+    /// recorder's `storage` (spec §3.12, answering 50202 when it is gone); the rest is the same.
+    async fn try_download(&self, id: ItemId, recording: bool) -> Result<Download, CloudError> {
         let what = format!("the download of item {id}");
-        let url = self.api_url("gallery/storage", &[("id", id.to_string())])?;
+        let url = if recording {
+            let cb = format!("dl_sfs_cb_{}_0", now_ms());
+            self.api_url(&format!("sfs/ns/recorder/file/{id}/cb/{cb}/storage"), &[])?
+        } else {
+            self.api_url("gallery/storage", &[("id", id.to_string())])?
+        };
         let data = self.get_once(&url, &what).await.map_err(|e| match e {
-            CloudError::Api { code: 50050, .. } => CloudError::ItemDeleted(id.to_string()),
+            CloudError::Api {
+                code: 50050 | 50202,
+                ..
+            } => CloudError::ItemDeleted(id.to_string()),
             other => other,
         })?;
         let storage: StorageData = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
@@ -696,7 +705,13 @@ impl GalleryApi for HttpGalleryClient {
 
     async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
         let what = format!("the download of item {id}");
-        with_retries(&what, || self.try_download(id)).await
+        with_retries(&what, || self.try_download(id, false)).await
+    }
+
+    async fn open_item_download(&self, item: &Item) -> Result<Download, CloudError> {
+        let recording = item.kind == crate::model::MediaKind::Recording;
+        let what = format!("the download of item {}", item.id);
+        with_retries(&what, || self.try_download(item.id, recording)).await
     }
 }
 

@@ -81,6 +81,12 @@ pub trait GalleryApi: Send + Sync + 'static {
     /// Starts the download of an item's original bytes.
     async fn open_download(&self, item: ItemId) -> Result<Download, CloudError>;
 
+    /// Starts the download of `item`: a gallery item through [`GalleryApi::open_download`], a
+    /// recording ([`crate::model::MediaKind::Recording`]) through the recorder's endpoint.
+    async fn open_item_download(&self, item: &Item) -> Result<Download, CloudError> {
+        self.open_download(item.id).await
+    }
+
     /// One page of an album's items, newest first, optionally only the (UTC+8) days
     /// `from..=to` (`yyyyMMdd`). `NotSupported` where only whole listings exist (fakes).
     async fn list_items_page(

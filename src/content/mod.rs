@@ -202,7 +202,7 @@ impl ContentCache {
     async fn download_once(&self, item: &Item, dest: &Path) -> Result<(), ContentError> {
         let download = self
             .api
-            .open_download(item.id)
+            .open_item_download(item)
             .await
             .map_err(|e| ContentError::from_cloud(item, e))?;
         if let Some(len) = download.content_length {

@@ -1,12 +1,16 @@
 //! The directory tree shown by the mount, computed from the catalog. Pure: no I/O, no FUSE.
 //!
 //! ```text
-//! /                                 ino 1: exactly `albums` and `by-date`
+//! /                                 ino 1: `albums`, `by-date` (and `recordings`)
 //! /albums/<album>/<file>            every visible item once, in the directory of its album
 //! /albums/SHA1SUMS                  "<sha1>  <album>/<file>\n" per file, sorted by path bytes
 //! /by-date/<YYYY>/<MM>/<file>       every visible item once, by capture month (see `dates`)
 //! /by-date/SHA1SUMS                 "<sha1>  <YYYY>/<MM>/<file>\n", sorted
+//! /recordings/<type>/<file>         voice (Recorder), call (Calls), FM and app recordings
 //! ```
+//!
+//! `recordings/` exists only when the account has recordings (items of kind `Recording`,
+//! whose album id is their type); they appear nowhere else.
 //!
 //! **Albums.** Album directories are named `Camera`/`Screenshots`/`Private` for the system
 //! albums 1/2/1000, else from the album's name (made safe; `Album <id>` when it has none).
@@ -54,7 +58,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use crate::catalog::{HandedDir, HandedFile, HandedName};
-use crate::model::{Album, AlbumId, Item};
+use crate::model::{Album, AlbumId, Item, MediaKind};
 
 use self::ino::{InoAllocator, InoMap};
 use self::naming::DirNames;
@@ -68,6 +72,19 @@ pub const SHA1SUMS_NAME: &str = "SHA1SUMS";
 /// The root's two directories.
 pub const ALBUMS_DIR: &str = "albums";
 pub const BY_DATE_DIR: &str = "by-date";
+/// The folder of voice, call, FM and app recordings (only when the account has some).
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// The folder of one type of recording (spec §3.12: `0` recorder, `1` call, `2` FM, `3` app).
+pub fn recording_dir_name(kind: u64) -> String {
+    match kind {
+        0 => "Recorder".into(),
+        1 => "Calls".into(),
+        2 => "FM".into(),
+        3 => "Apps".into(),
+        other => format!("Type {other}"),
+    }
+}
 
 /// The zone used to bucket items without `exifInfo.dateTime` into `by-date/<YYYY>/<MM>`.
 #[derive(Clone, Debug, Default)]
@@ -324,6 +341,8 @@ pub struct Kept<'a> {
 
 /// The tree for one catalog snapshot. Immutable once built (rebuild on refresh); `Send + Sync`.
 pub struct View {
+    /// `recordings/`, when the account has recordings.
+    recordings_ino: Option<Ino>,
     /// The album directories handed out, with the base names they came from.
     album_dirs: Vec<(AlbumId, HandedDir)>,
     items: Arc<[Item]>,
@@ -366,8 +385,9 @@ impl View {
         let shown = |a: AlbumId| opts.include_private || a != AlbumId::PRIVATE;
 
         // Visible items in upload order: the order in which names are claimed.
+        let is_recording = |i: usize| items[i].kind == MediaKind::Recording;
         let mut order: Vec<usize> = (0..items.len())
-            .filter(|&i| shown(items[i].album_id))
+            .filter(|&i| !is_recording(i) && shown(items[i].album_id))
             .collect();
         order.sort_unstable_by_key(|&i| (items[i].create_time_ms, items[i].id, i));
 
@@ -535,7 +555,39 @@ impl View {
             by_date_mtime.unwrap_or(0),
         );
         b.set_mtime(by_date_dir, by_date_mtime.unwrap_or(0));
-        b.set_mtime(root, albums_mtime.max(by_date_mtime).unwrap_or(0));
+
+        // recordings/<type>/, only when the account has recordings.
+        let mut recs: Vec<usize> = (0..items.len()).filter(|&i| is_recording(i)).collect();
+        recs.sort_unstable_by_key(|&i| (items[i].album_id, items[i].create_time_ms, items[i].id));
+        let mut recordings_ino = None;
+        let mut rec_mtime: Option<i64> = None;
+        if !recs.is_empty() {
+            let rdir = b.add(
+                b"dir:recordings",
+                root,
+                RECORDINGS_DIR.to_owned(),
+                NodeKind::Dir,
+                0,
+                0,
+            );
+            recordings_ino = Some(b.nodes[rdir as usize].ino);
+            for group in recs.chunk_by(|&a, &c| items[a].album_id == items[c].album_id) {
+                let kind = items[group[0]].album_id.0;
+                let name = recording_dir_name(kind);
+                let key = format!("dir:recordings/{name}");
+                let dir = b.add(key.as_bytes(), rdir, name, NodeKind::Dir, 0, 0);
+                let mut order = group.to_vec();
+                order.sort_unstable_by_key(|&i| (items[i].create_time_ms, items[i].id));
+                let m = b.add_files(dir, &items, &order, "recordings-file:", &kept_album);
+                b.set_mtime(dir, m.unwrap_or(0));
+                rec_mtime = rec_mtime.max(m);
+            }
+            b.set_mtime(rdir, rec_mtime.unwrap_or(0));
+        }
+        b.set_mtime(
+            root,
+            albums_mtime.max(by_date_mtime).max(rec_mtime).unwrap_or(0),
+        );
 
         let ino_of = |b: &Builder, idx: u32| b.nodes[idx as usize].ino;
         let albums_ino = ino_of(&b, albums_dir);
@@ -562,6 +614,7 @@ impl View {
         }
 
         View {
+            recordings_ino,
             album_dirs,
             items,
             tree,
@@ -660,9 +713,10 @@ impl View {
             let Some(slot) = files.get_mut(i) else {
                 continue;
             };
-            let in_albums = self
-                .node(node.parent)
-                .is_some_and(|dir| dir.parent == self.albums_ino);
+            // Files under albums/<album>/ and recordings/<type>/ keep their name in `album`.
+            let in_albums = self.node(node.parent).is_some_and(|dir| {
+                dir.parent == self.albums_ino || Some(dir.parent) == self.recordings_ino
+            });
             let h = Some(HandedName {
                 name: node.name.clone(),
                 ino: node.ino,
