@@ -33,9 +33,10 @@
 //! content cache until evicted.
 //!
 //! **Numbers.** With 100 000 items behind a 40 ms link, a first sync is about 1 000 listing
-//! requests, 16 in flight (4 albums × 4 ranges): a few seconds instead of half a minute of
-//! sequential deep paging. A refresh of an unchanged gallery is 2 requests (plus the
-//! recordings list).
+//! requests, up to 16 in flight (4 albums × 4 ranges) and none deeper than a few pages, so its
+//! time is bound by parsing and storing (about 8 CPU-seconds with the emulator's, on the 2-core
+//! dev machine), not by round trips or deep pages (`scripts/scale.sh`). A refresh of an
+//! unchanged gallery is 3 requests (album list, album cursors, recordings).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};

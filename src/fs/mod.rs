@@ -8,6 +8,12 @@
 //! - Content is immutable, so files are opened with `FOPEN_KEEP_CACHE` and entries and
 //!   attributes get a long TTL (`ATTR_TTL`): a second `rsync` or `ls -l` costs no upcalls.
 //! - Every write-like operation answers EROFS; the mount is also made `ro` in the kernel.
+//! - The tree is a [`LiveView`]: a refresh swaps in a new `View` and tells the kernel what
+//!   changed ([`invalidate`]); a request works on the view it started with.
+//! - `readdir[plus]` starts at any offset in O(1) (the offset indexes the sorted children);
+//!   the xattrs `ls -l` asks of every entry (`security.selinux`, `system.posix_acl_*`) are
+//!   answered ENODATA before anything is looked up. The root carries `user.micloudfs.pid`,
+//!   `.refreshes` and `.last_refresh`, which `micloudfs refresh` reads.
 
 mod errno;
 mod invalidate;
