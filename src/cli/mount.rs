@@ -20,7 +20,7 @@ use std::process::Command;
 use super::daemon::{self, DaemonPlan, Source};
 use super::ready;
 use super::MountArgs;
-use super::{cachedir, mountpoint, signals};
+use super::{cachedir, mountpoint, progress, signals};
 use crate::account::{self, AccountStore};
 use crate::view::DateZone;
 
@@ -55,7 +55,12 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
             // Ctrl-C or SIGTERM while waiting stops the daemon too (see `signals`).
             signals::forward_to(child, &mask);
             drop(write_fd);
-            let answer = ready::read_answer(read_fd);
+            let bar = progress::bar();
+            let answer = ready::read_answer_with(read_fd, |listed, total| {
+                bar.set_length(total.max(listed));
+                bar.set_position(listed);
+            });
+            bar.finish_and_clear();
             let interrupted = signals::stop_forwarding();
             if interrupted || !answer.is_ok() {
                 signals::reap(child);
@@ -131,6 +136,8 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         foreground: args.foreground,
         allow_non_empty: args.allow_non_empty,
         verbose: args.verbose,
+        offline: args.offline,
+        refresh_interval: std::time::Duration::from_secs(args.refresh_interval),
     })
 }
 

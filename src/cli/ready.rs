@@ -5,7 +5,8 @@
 //! folded to spaces, so a message is always one line). The parent waits for that line, then
 //! prints the summary and exits 0, or fails with the message; a daemon that dies without a
 //! line (a crash) closes the pipe, and the parent points at the log instead. In the
-//! foreground (`-f`) there is no pipe: the summary goes to stderr.
+//! foreground (`-f`) there is no pipe: the summary goes to stderr. During a first sync the
+//! daemon also writes `progress LISTED TOTAL REQUESTS` lines, which the parent draws as a bar.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -39,6 +40,19 @@ pub(crate) fn report(pipe: Option<std::fs::File>, result: Result<&str, &str>) {
     }
 }
 
+/// The daemon's side during the first sync: how far it got (`progress LISTED TOTAL
+/// REQUESTS`), for the parent's progress bar.
+pub(crate) fn report_progress(mut pipe: &std::fs::File, p: &crate::catalog::Progress) {
+    use std::sync::atomic::Ordering;
+    let line = format!(
+        "progress {} {} {}\n",
+        p.listed.load(Ordering::Relaxed),
+        p.total.load(Ordering::Relaxed),
+        p.requests.load(Ordering::Relaxed)
+    );
+    let _ = pipe.write_all(line.as_bytes());
+}
+
 /// What the daemon said on the pipe.
 pub(crate) enum Answer {
     Ok(String),
@@ -66,16 +80,34 @@ impl Answer {
     }
 }
 
-/// The parent's side: waits for the daemon's line.
-pub(crate) fn read_answer(read_end: OwnedFd) -> Answer {
-    let mut line = String::new();
+/// The parent's side: waits for the daemon's verdict, handing each `progress` line on as
+/// `(listed, total)`.
+pub(crate) fn read_answer_with(read_end: OwnedFd, mut progress: impl FnMut(u64, u64)) -> Answer {
     let mut reader = BufReader::new(std::fs::File::from(read_end));
-    let _ = reader.read_line(&mut line);
-    match line.trim_end().split_once(' ') {
-        Some(("ok", msg)) => Answer::Ok(msg.to_string()),
-        Some(("error", msg)) => Answer::Error(msg.to_string()),
-        _ => Answer::Silent,
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return Answer::Silent,
+            Ok(_) => {}
+        }
+        match line.trim_end().split_once(' ') {
+            Some(("ok", msg)) => return Answer::Ok(msg.to_string()),
+            Some(("error", msg)) => return Answer::Error(msg.to_string()),
+            Some(("progress", rest)) => {
+                let nums: Vec<u64> = rest.split(' ').filter_map(|n| n.parse().ok()).collect();
+                if let [listed, total, ..] = nums[..] {
+                    progress(listed, total);
+                }
+            }
+            _ => {}
+        }
     }
+}
+
+/// [`read_answer_with`] ignoring progress.
+#[cfg(test)]
+pub(crate) fn read_answer(read_end: OwnedFd) -> Answer {
+    read_answer_with(read_end, |_, _| {})
 }
 
 /// The parent's side in one call: the summary once the mount is live, or why it is not.

@@ -477,7 +477,7 @@ impl ContentCache {
     async fn start_download(&self, item: &Item) -> Result<crate::cloud::Download, ContentError> {
         let download = self
             .api
-            .open_download(item.id)
+            .open_item_download(item)
             .await
             .map_err(|e| ContentError::from_cloud(item, e))?;
         if let Some(len) = download.content_length {
