@@ -199,15 +199,7 @@ fn wait_for_listing(m: &Mount) -> i32 {
 
 fn wait_gone(pid: i32) {
     wait_until("the process to end", Duration::from_secs(30), || {
-        std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map(|s| {
-                s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(true)
+        is_gone_or_zombie(pid)
     });
 }
 

@@ -120,7 +120,8 @@ pub(crate) struct Lifecycle {
 
 /// What [`Lifecycle::go_live`] says when a stop came first.
 pub(crate) const INTERRUPTED: &str =
-    "interrupted before the mount was ready; nothing is mounted and the daemon stopped";
+    "interrupted before the mount was ready; nothing is mounted and the daemon stopped; what \
+     was listed so far is kept, and the next `micloudfs mount` resumes from there";
 
 impl Lifecycle {
     /// Installs the daemon's handlers on the runtime: SIGINT/SIGTERM stop, SIGHUP and

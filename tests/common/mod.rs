@@ -456,17 +456,20 @@ pub fn xattr_names(path: &Path) -> Vec<String> {
 }
 
 /// The pid of the daemon serving `mnt` (a `micloudfs mount` process naming it).
-/// Whether process `pid` is gone or a zombie (its parent has not reaped it).
+/// Whether process `pid` is gone, or a zombie (its parent has not reaped it) whose other
+/// threads have exited too: only then are its descriptors (/dev/fuse among them) closed.
 pub fn is_gone_or_zombie(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(true)
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    threads <= 1
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
 }
 
 pub fn daemon_pid(mnt: &Path) -> Option<i32> {
