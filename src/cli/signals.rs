@@ -160,7 +160,7 @@ impl Lifecycle {
                     _ = usr2.recv() => "SIGUSR2",
                     _ = usr1.recv() => {
                         // `micloudfs refresh` sends it; the live refresh listens for it too.
-                        tracing::debug!("SIGUSR1 received: a catalog refresh is asked for");
+                        tracing::info!("SIGUSR1 received: a catalog refresh is asked for; the mount stays");
                         continue;
                     }
                 };

@@ -472,15 +472,37 @@ pub fn is_gone_or_zombie(pid: i32) -> bool {
             .unwrap_or(true)
 }
 
+/// The daemon of the mount on `mnt`: of the `micloudfs mount MNT` processes, the one whose
+/// parent is not one of them (while `mount` waits for its daemon, both have the same command
+/// line; the daemon is the child, and a session leader after `setsid`).
 pub fn daemon_pid(mnt: &Path) -> Option<i32> {
     let want = mnt.as_os_str().as_encoded_bytes();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_mount = args.first()?.ends_with(b"micloudfs") && args.get(1) == Some(&&b"mount"[..]);
-        (is_mount && args.contains(&want)).then_some(pid)
-    })
+    let matches: Vec<(i32, i32, i32)> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_mount =
+                args.first()?.ends_with(b"micloudfs") && args.get(1) == Some(&&b"mount"[..]);
+            if !(is_mount && args.contains(&want)) {
+                return None;
+            }
+            // Fields after the command name: state, ppid, pgrp, session.
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let rest: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+            let ppid = rest.get(1)?.parse().ok()?;
+            let sid = rest.get(3)?.parse().ok()?;
+            Some((pid, ppid, sid))
+        })
+        .collect();
+    let pids: Vec<i32> = matches.iter().map(|m| m.0).collect();
+    matches
+        .iter()
+        .find(|(pid, ppid, sid)| pids.contains(ppid) || (pid == sid && matches.len() > 1))
+        .or_else(|| (matches.len() == 1).then(|| &matches[0]))
+        .map(|m| m.0)
 }
 
 // ---- Accounts and sessions (tests/accounts.rs, tests/session.rs) ----
