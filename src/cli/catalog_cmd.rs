@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::{CatalogArgs, LsArgs, RefreshArgs};
 use crate::account::{self, AccountStore};
 use crate::catalog::{catalog_path, Catalog, Store};
-use crate::view::{DateZone, Kept, NodeKind, View, ViewOptions};
+use crate::view::{DateZone, NodeKind, View, ViewOptions};
 
 fn get_xattr(path: &Path, name: &str) -> Result<String, String> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
@@ -121,13 +121,8 @@ fn zone(args: &CatalogArgs) -> Result<DateZone, String> {
 pub(crate) fn ls(args: LsArgs) -> Result<(), String> {
     let store = open_catalog(&args.catalog)?;
     let catalog = Catalog::load(&store).map_err(|e| e.to_string())?;
-    let view = View::build_kept(
-        &catalog.albums,
-        catalog.items.clone(),
-        Kept {
-            files: &catalog.handed,
-            dirs: Some(&catalog.dirs),
-        },
+    let view = View::of_catalog(
+        &catalog,
         &ViewOptions {
             zone: zone(&args.catalog)?,
             include_private: args.catalog.include_private,

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::catalog::{Catalog, Store, StoreError, SyncReport, Syncer};
 use crate::fs::LiveView;
-use crate::view::{Kept, View, ViewOptions};
+use crate::view::{View, ViewOptions};
 
 /// Builds the tree from the catalog and records the names and inodes it handed out.
 pub(crate) fn build_view(
@@ -26,15 +26,7 @@ pub(crate) fn build_view(
     let t0 = std::time::Instant::now();
     let catalog = Catalog::load(&store)?;
     let t1 = std::time::Instant::now();
-    let view = View::build_kept(
-        &catalog.albums,
-        catalog.items.clone(),
-        Kept {
-            files: &catalog.handed,
-            dirs: Some(&catalog.dirs),
-        },
-        opts,
-    );
+    let view = View::of_catalog(&catalog, opts);
     let t2 = std::time::Instant::now();
     let (files, dirs) = view.handed_out();
     let changed_files: Vec<usize> = files

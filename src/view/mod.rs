@@ -362,6 +362,20 @@ impl View {
         View::build_kept(albums, items, Kept::default(), opts)
     }
 
+    /// The tree of a catalog loaded from its store, keeping every name and inode it handed
+    /// out before.
+    pub fn of_catalog(catalog: &crate::catalog::Catalog, opts: &ViewOptions) -> View {
+        View::build_kept(
+            &catalog.albums,
+            catalog.items.clone(),
+            Kept {
+                files: &catalog.handed,
+                dirs: Some(&catalog.dirs),
+            },
+            opts,
+        )
+    }
+
     /// [`View::build`], keeping the names and inodes handed out before (see the module doc).
     pub fn build_kept(
         albums: &[Album],
