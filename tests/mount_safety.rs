@@ -220,23 +220,30 @@ fn sighup_and_sigusr1_leave_the_mount_working() {
         kill(pid, sig);
         wait_until(
             &format!("the log to note {name}"),
-            Duration::from_secs(10),
+            Duration::from_secs(30),
             // SIGHUP is ignored; SIGUSR1 asks for a catalog refresh (`micloudfs refresh`).
             || m.log().contains(&format!("{name} received")),
         );
     }
-    assert!(is_mounted(&m.mnt));
-    assert_eq!(mount_processes(&m.mnt), [pid], "the daemon is alive");
+    assert!(is_mounted(&m.mnt), "log:\n{}", m.log());
+    assert_eq!(
+        mount_processes(&m.mnt),
+        [pid],
+        "the daemon is alive; log:\n{}",
+        m.log()
+    );
     assert_one_file_reads_right(&sim, &m);
 
     // A foreground mount whose terminal closes (SIGHUP) stays too; SIGTERM still ends it.
     m.unmount();
+    let fg_log = m.dir.path().join("foreground.log");
     let mut child = m
         .mount_command()
         .arg("-f")
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(&fg_log).unwrap())
         .spawn()
         .unwrap();
+    let fg = || std::fs::read_to_string(&fg_log).unwrap_or_default();
     wait_until("the foreground mount", Duration::from_secs(30), || {
         is_mounted(&m.mnt)
     });
@@ -244,11 +251,14 @@ fn sighup_and_sigusr1_leave_the_mount_working() {
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         child.try_wait().unwrap().is_none(),
-        "SIGHUP ended a -f mount"
+        "SIGHUP ended a -f mount:\n{}",
+        fg()
     );
     assert_one_file_reads_right(&sim, &m);
+    assert!(fg().contains("SIGHUP received and ignored"), "{}", fg());
     kill(child.id() as i32, libc::SIGTERM);
-    assert!(child.wait().unwrap().success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}:\n{}", fg());
     assert!(!is_mounted(&m.mnt));
 }
 
