@@ -19,7 +19,7 @@ counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(100000)
 command -v curl >/dev/null || { echo "sim-scale.sh: needs curl" >&2; exit 1; }
 
-cargo build --release --quiet --bin micloud-sim
+cargo build --release --quiet -p micloud-sim --bin micloud-sim
 bin=target/release/micloud-sim
 work=$(mktemp -d)
 pid=""

@@ -2,8 +2,9 @@
 # The whole test suite in one command, real FUSE mounts included.
 #
 # Installs what the tests call when it is missing (fuse3 for fusermount3, rsync), then runs
-# every unit, emulator-conformance and end-to-end test. The end-to-end tests mount for real,
-# so this needs /dev/fuse and root (or a user allowed to mount FUSE file systems).
+# every test of the workspace: micloudfs's unit and end-to-end tests, the import-graph check,
+# and the emulator's (micloud-sim/) own unit and conformance tests. The end-to-end tests mount
+# for real, so this needs /dev/fuse and root (or a user allowed to mount FUSE file systems).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,4 +24,4 @@ if [ ! -e /dev/fuse ]; then
   exit 1
 fi
 
-cargo test --all-targets "$@"
+cargo test --workspace --all-targets "$@"

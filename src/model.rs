@@ -80,6 +80,9 @@ pub enum MediaKind {
     Image,
     Video,
     Other,
+    /// A voice, call, FM or app recording (spec §3.12): outside the album system, shown under
+    /// `recordings/` and downloaded through the recorder's own storage endpoint.
+    Recording,
 }
 
 /// An album as listed by `album/list`.

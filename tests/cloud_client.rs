@@ -9,9 +9,9 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sha1::{Digest, Sha1};
 
+use micloud_sim::{self as sim, SimConfig};
 use micloudfs::cloud::{ClientConfig, CloudError, Credentials, GalleryApi, HttpGalleryClient};
 use micloudfs::model::{AlbumId, ItemId};
-use micloudfs::sim::{self, SimConfig};
 
 fn creds(pass_token: &str) -> Credentials {
     Credentials::pass_token(sim::DEFAULT_USER_ID, pass_token)
@@ -35,6 +35,25 @@ async fn manifest(base: &str) -> Vec<serde_json::Value> {
         .await
         .unwrap();
     serde_json::from_str(&body).unwrap()
+}
+
+/// End sessions through the emulator's control API: every one of `account`, or only `token`
+/// (`POST /_sim/expire-sessions`); how many died. Deterministic, where waiting for a short
+/// token lifetime to run out would race the machine's load.
+async fn end_sessions(base: &str, account: Option<&str>, token: Option<&str>) -> u64 {
+    let q: Vec<(&str, &str)> = [("account", account), ("token", token)]
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/_sim/expire-sessions"))
+        .query(&q)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let v: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+    v["expired"].as_u64().unwrap()
 }
 
 fn id_of(v: &serde_json::Value) -> u64 {
@@ -169,14 +188,16 @@ async fn a_dead_pass_token_says_how_to_fix_it() {
 async fn many_requests_after_expiry_cause_one_exchange() {
     let sim = start(SimConfig {
         items: 30,
-        token_ttl: Duration::from_secs(1),
         ..SimConfig::default()
     })
     .await;
     let c = Arc::new(client(&sim.base_url(), sim::DEFAULT_PASS_TOKEN));
     c.list_albums().await.unwrap();
     assert_eq!(c.token_exchanges(), 1);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        end_sessions(&sim.base_url(), Some(sim::DEFAULT_USER_ID), None).await,
+        1
+    );
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let c = c.clone();
@@ -260,36 +281,58 @@ fn token_of(cookie: &str) -> String {
         .to_string()
 }
 
-/// A pasted cookie is renewed by AutoRenewal ahead of its expiry, so it outlives its TTL.
+/// The serviceToken a cookie session uses now.
+async fn token_in_use(c: &HttpGalleryClient) -> String {
+    match c.current_credentials().await.secret {
+        micloudfs::cloud::Secret::ServiceToken(t) => t,
+        _ => panic!("a cookie session holds a serviceToken, not a passToken"),
+    }
+}
+
+/// A pasted cookie is renewed by AutoRenewal once it is a fifth of `token_refresh` old, and
+/// each renewal replaces the token in use: with every superseded token ended through the
+/// control API as soon as it is replaced, the session stays alive on renewals alone.
+///
+/// Time-based on purpose: a renewal falls due by the token's age on the client's clock, so
+/// each round waits past that age (200 ms here); load only makes the token older.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pasted_cookie_is_kept_alive_by_auto_renewal() {
     let sim = start(SimConfig {
         items: 12,
-        token_ttl: Duration::from_secs(2),
         ..SimConfig::default()
     })
     .await;
+    let base = sim.base_url();
     let pasted = token_of(&sim.session_cookie());
-    // Renewed when 1 s old (5 s / 5), well inside the 2 s lifetime.
     let c = client_with(
-        &sim.base_url(),
+        &base,
         Credentials::cookie(sim::DEFAULT_USER_ID, &pasted),
-        Duration::from_secs(5),
+        Duration::from_secs(1),
     );
-    for _ in 0..5 {
+    let mut seen = vec![pasted.clone()];
+    for round in 0..3 {
+        // The token in use (the pasted one, then each renewal) is now due for renewal.
+        tokio::time::sleep(Duration::from_millis(250)).await;
         c.list_albums().await.expect("the session stays alive");
-        tokio::time::sleep(Duration::from_millis(900)).await;
+        let now = token_in_use(&c).await;
+        assert!(!seen.contains(&now), "round {round}: no renewal");
+        // Only the renewal keeps the session alive from here on.
+        for old in &seen {
+            end_sessions(&base, None, Some(old)).await;
+        }
+        seen.push(now);
     }
-    assert!(c.cookie_renewals() >= 2, "{}", c.cookie_renewals());
+    c.list_albums().await.expect("alive on its latest renewal");
+    assert!(c.cookie_renewals() >= 3, "{}", c.cookie_renewals());
     assert_eq!(
         sim.stats().token_exchanges,
         0,
         "a cookie session never exchanges"
     );
-    assert!(sim.stats().auto_renewals >= 2);
-    let now = c.current_credentials().await;
-    assert!(
-        matches!(now.secret, micloudfs::cloud::Secret::ServiceToken(ref t) if *t != pasted),
+    assert!(sim.stats().auto_renewals >= 3);
+    assert_ne!(
+        token_in_use(&c).await,
+        pasted,
         "the renewed token is what would be stored"
     );
 }
@@ -300,12 +343,11 @@ async fn a_pasted_cookie_is_kept_alive_by_auto_renewal() {
 async fn an_expired_pasted_cookie_says_so_and_stops_asking() {
     let sim = start(SimConfig {
         items: 12,
-        token_ttl: Duration::from_secs(1),
         ..SimConfig::default()
     })
     .await;
     let pasted = token_of(&sim.session_cookie());
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(end_sessions(&sim.base_url(), None, Some(&pasted)).await, 1);
     let c = client_with(
         &sim.base_url(),
         Credentials::cookie(sim::DEFAULT_USER_ID, &pasted),
@@ -345,7 +387,8 @@ async fn a_dead_session_revives_with_new_credentials() {
     assert!(matches!(err, CloudError::PassTokenRejected), "{err}");
     assert!(c.session_dead());
     *slot.0.lock().unwrap() = Some(creds(sim::DEFAULT_PASS_TOKEN));
-    // The source is looked at no more than once a second.
+    // Time-based on purpose: the client looks at its source no more than once a second (on
+    // its own clock), and that pacing is part of what is tested.
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert!(!c.list_albums().await.unwrap().is_empty());
     assert!(!c.session_dead());

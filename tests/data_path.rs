@@ -5,8 +5,9 @@
 //! - a video through a Range-on and a Range-off emulator: the same SHA-1;
 //! - a body corrupted once is fetched again, never served wrong; corrupted every time, `cp`
 //!   exits non-zero (never a complete wrong copy);
-//! - with the emulator stopped (SIGSTOP), an uncached read fails (within `--io-timeout`, the
-//!   time is printed, not asserted) and a cached one works;
+//! - with the emulator gone silent (every answer stalls, as if stopped with SIGSTOP), an
+//!   uncached read fails (within `--io-timeout`, the time is printed, not asserted) and a
+//!   cached one works;
 //! - a thumbnailer-like open/read 64 KiB/close of 100 files does not download 100 files;
 //! - the cache stays under its cap while a copy larger than the cap runs (sampled during
 //!   the copy, downloads in progress included).
@@ -248,17 +249,6 @@ fn a_body_corrupted_once_is_fetched_again_and_one_corrupted_every_time_fails_the
     assert!(read_file(&m.path("albums/Files/always.jpg")) == always);
 }
 
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a child process this test started.
-    let rc = unsafe { libc::kill(pid as i32, sig) };
-    assert_eq!(
-        rc,
-        0,
-        "kill {pid} {sig}: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
 #[test]
 fn with_the_emulator_stopped_an_uncached_read_fails_and_a_cached_one_works() {
     let sim = Sim::spawn(&["--items", "20", "--seed", "5"]);
@@ -266,7 +256,7 @@ fn with_the_emulator_stopped_an_uncached_read_fails_and_a_cached_one_works() {
     let files = media_files(&m.path("albums"));
     let (cached, cold) = (&files[0], &files[1]);
     let cached_bytes = read_file(cached);
-    signal(sim.pid(), libc::SIGSTOP);
+    sim.go_silent(600);
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::channel();
     {
@@ -285,9 +275,14 @@ fn with_the_emulator_stopped_an_uncached_read_fails_and_a_cached_one_works() {
     let e = result.expect_err("an uncached read on a stopped service must fail");
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
     assert!(read_file(cached) == cached_bytes, "the cached file reads");
-    signal(sim.pid(), libc::SIGCONT);
-    let again = std::fs::read(cold)
-        .unwrap_or_else(|e| panic!("{} after SIGCONT: {e}\n{}", cold.display(), m.log()));
+    sim.speak_again();
+    let again = std::fs::read(cold).unwrap_or_else(|e| {
+        panic!(
+            "{} once the emulator answers again: {e}\n{}",
+            cold.display(),
+            m.log()
+        )
+    });
     let listed: Vec<String> = sim.manifest().into_iter().map(|i| i.sha1).collect();
     assert!(listed.contains(&hex::encode(Sha1::digest(&again))));
     assert!(m.log().contains("no byte of item"), "the log says why");

@@ -338,6 +338,7 @@ fn qr_code_not_scanned_in_time_expires_with_advice() {
         stderr.contains("expired") && stderr.contains("--qr"),
         "{stderr}"
     );
+    // A guard against waiting forever, not a measurement (the ticket lives 1.5 s).
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "{:?}",

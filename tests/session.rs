@@ -33,15 +33,14 @@ fn truth(items: &[SimItem]) -> Vec<(String, u64)> {
 
 #[test]
 fn acceptance_eight_parallel_readers_outlast_the_token_with_one_exchange_per_expiry() {
-    // ~4 MB through 8 connections of 64 KB/s each, 150 ms per response: well over 10 s,
-    // against serviceTokens that live 3 s.
+    // ~4 MB through 8 connections of 64 KB/s each, 150 ms per response: well over 10 s. The
+    // session is ended three times meanwhile (through the control API, as the end of the
+    // token's lifetime would), each time while the readers are still at work.
     let sim = Sim::spawn(&[
         "--seed",
         "31",
         "--items",
         "48",
-        "--token-ttl",
-        "3",
         "--latency-ms",
         "150",
         "--bandwidth-per-conn",
@@ -56,7 +55,22 @@ fn acceptance_eight_parallel_readers_outlast_the_token_with_one_exchange_per_exp
     );
 
     let start = Instant::now();
-    let got = parallel_sha1(&m.path("albums"), 8);
+    let root = m.path("albums");
+    let readers = std::thread::spawn(move || parallel_sha1(&root, 8));
+    let mut ended = 0u64;
+    for quarter in 1..=3 {
+        let due = (items.len() * quarter / 4) as u64;
+        wait_until("the readers to progress", Duration::from_secs(600), || {
+            sim.stat("downloads") >= due
+        });
+        assert!(
+            !readers.is_finished(),
+            "the readers finished before the session ended: the test proves nothing"
+        );
+        assert!(sim.expire_sessions(USER) >= 1);
+        ended += 1;
+    }
+    let got = readers.join().expect("the readers");
     let took = start.elapsed();
 
     let exchanges = sim.stat("token_exchanges") - exchanges0;
@@ -64,20 +78,17 @@ fn acceptance_eight_parallel_readers_outlast_the_token_with_one_exchange_per_exp
     let gallery = sim.requests_under("/gallery/") - gallery0;
     let bytes: u64 = items.iter().map(|i| i.size).sum();
     println!(
-        "acceptance: {} files, {bytes} bytes in {took:.1?} with 8 readers; {exchanges} token \
-         exchanges, {unauthorized} HTTP 401, {gallery} gallery requests",
+        "acceptance: {} files, {bytes} bytes in {took:.1?} with 8 readers; {ended} expiries, \
+         {exchanges} token exchanges, {unauthorized} HTTP 401, {gallery} gallery requests",
         got.len()
     );
     assert_eq!(got, truth(&items), "the copy is not byte-exact");
-    let limit = took.as_secs_f64() / 3.0 + 2.0;
+    // The premise: requests met an ended session.
+    assert!(unauthorized >= 1, "no request met an ended session");
+    // One exchange per expiry at most, however many readers met it at once.
     assert!(
-        exchanges as f64 <= limit,
-        "{exchanges} exchanges in {took:?} (at most {limit:.1}: one per 3 s expiry)"
-    );
-    // The premise: the copy outlived the token (no wall-clock bound is asserted).
-    assert!(
-        exchanges >= 2,
-        "the token never expired during the copy ({took:?})"
+        (1..=ended).contains(&exchanges),
+        "{exchanges} exchanges for {ended} expiries"
     );
     assert!(
         exchanges * 4 <= gallery,
@@ -103,16 +114,19 @@ fn a_dead_session_keeps_the_cache_and_a_new_login_revives_the_running_mount() {
     sim.change_account(&format!("id={USER},revoked"));
     assert!(sim.expire_sessions(USER) >= 1);
 
+    // The time bounds below are guards against a hang (DESIGN §6: a dead session fails reads
+    // within a bounded time), not measurements; generous for a loaded machine.
     let t = Instant::now();
     let err = std::fs::read(&uncached[0]).expect_err("an uncached file read without a session");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    // Dead: the next failure comes at once, without asking the passport again.
+    // Dead: the next failure comes at once, without asking the passport again (no new
+    // exchange is what shows it).
     let exchanges = sim.stat("token_exchanges");
     let t = Instant::now();
     let err = std::fs::read(&uncached[1]).expect_err("still dead");
     assert_eq!(err.raw_os_error(), Some(libc::EIO), "{err}");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(sim.stat("token_exchanges"), exchanges);
     wait_until(
         "the log to say `micloudfs login`",
@@ -267,7 +281,8 @@ fn no_secret_reaches_a_log_or_a_terminal_and_the_config_dir_is_private() {
     assert_eq!(parallel_sha1(&m.path("albums"), 4), truth(&items));
 
     // The cookie account mounted too, renewed every second (token_refresh 5 s / 5) even while
-    // idle; every token it keeps in its account file is a secret.
+    // idle; every token it keeps in its account file is a secret. Time-based on purpose: the
+    // idle renewal is a timer of the daemon, so the test watches it for 4 s.
     let mut m2 = Mount::tempdirs();
     m2.config = config.clone();
     seen.run(

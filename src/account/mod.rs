@@ -16,6 +16,8 @@
 //! Several accounts live side by side; commands pick one with `--account NAME`, and default
 //! to the only one. A running mount re-reads its account's file when its session dies
 //! ([`StoredCredentials`]), so a new `micloudfs login` revives it without a remount.
+//!
+//! Errors are [`AccountError`]s; each message names the file or folder and what to do.
 
 pub mod region;
 
@@ -33,17 +35,119 @@ const DEVICE_FILE: &str = "device_id";
 /// Longest account name.
 const MAX_NAME: usize = 64;
 
+/// What can go wrong with the stored accounts and their folders.
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error(
+        "cannot tell where to keep files: neither ${var} nor $HOME is set; pass the directory \
+         with a flag"
+    )]
+    NoHome { var: &'static str },
+    #[error(
+        "the stored account {name:?} holds no token; run `micloudfs login --account {name}` again"
+    )]
+    NoToken { name: String },
+    #[error(
+        "{name:?} is not an account name: use up to {MAX_NAME} letters, digits, '.', '_', '-' \
+         or '@', not starting with a dot"
+    )]
+    BadName { name: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the account file {} is damaged ({source}); run `micloudfs login --account {name}` again",
+        path.display()
+    )]
+    Damaged {
+        path: PathBuf,
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error(
+        "no account named {name:?} is stored in {}{known}; log in with `micloudfs login \
+         --account {name}`",
+        dir.display()
+    )]
+    NotStored {
+        name: String,
+        dir: PathBuf,
+        /// ` (stored: a, b)`, or empty.
+        known: String,
+    },
+    #[error(
+        "no account is stored in {}: run `micloudfs login` first (see `micloudfs login --help` \
+         for the ways in)",
+        dir.display()
+    )]
+    NoneStored { dir: PathBuf },
+    #[error("the account {name:?} vanished while it was being read")]
+    Vanished { name: String },
+    #[error(
+        "{} accounts are stored ({}); choose one with --account NAME",
+        names.len(),
+        names.join(", ")
+    )]
+    Several { names: Vec<String> },
+    #[error("cannot encode the account {name:?}: {source}")]
+    Encode {
+        name: String,
+        source: serde_json::Error,
+    },
+    #[error("cannot save {}: {source}", path.display())]
+    Save {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot remove {}: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot create {}: {source}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the account file {} is damaged ({source}); remove it and run `micloudfs login` again",
+        path.display()
+    )]
+    LegacyDamaged {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("cannot remove the old {}: {source}", path.display())]
+    LegacyRemove {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The command line reports every failure as one line of text.
+impl From<AccountError> for String {
+    fn from(e: AccountError) -> String {
+        e.to_string()
+    }
+}
+
 /// `--config-dir`, else `$XDG_CONFIG_HOME/micloudfs`, else `~/.config/micloudfs`.
-pub fn config_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+pub fn config_dir(flag: Option<PathBuf>) -> Result<PathBuf, AccountError> {
     xdg_dir(flag, "XDG_CONFIG_HOME", ".config")
 }
 
 /// `--cache-dir`, else `$XDG_CACHE_HOME/micloudfs`, else `~/.cache/micloudfs`.
-pub fn cache_dir(flag: Option<PathBuf>) -> Result<PathBuf, String> {
+pub fn cache_dir(flag: Option<PathBuf>) -> Result<PathBuf, AccountError> {
     xdg_dir(flag, "XDG_CACHE_HOME", ".cache")
 }
 
-fn xdg_dir(flag: Option<PathBuf>, var: &str, fallback: &str) -> Result<PathBuf, String> {
+fn xdg_dir(
+    flag: Option<PathBuf>,
+    var: &'static str,
+    fallback: &str,
+) -> Result<PathBuf, AccountError> {
     if let Some(dir) = flag {
         return Ok(dir);
     }
@@ -52,10 +156,7 @@ fn xdg_dir(flag: Option<PathBuf>, var: &str, fallback: &str) -> Result<PathBuf, 
     }
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(home) => Ok(PathBuf::from(home).join(fallback).join("micloudfs")),
-        None => Err(format!(
-            "cannot tell where to keep files: neither ${var} nor $HOME is set; pass the directory \
-             with a flag"
-        )),
+        None => Err(AccountError::NoHome { var }),
     }
 }
 
@@ -99,16 +200,14 @@ impl std::fmt::Debug for Account {
 
 impl Account {
     /// The credentials the session uses; an error if the file holds neither token.
-    pub fn credentials(&self) -> Result<Credentials, String> {
+    pub fn credentials(&self) -> Result<Credentials, AccountError> {
         let secret = match (&self.pass_token, &self.service_token) {
             (Some(p), _) if !p.is_empty() => Secret::PassToken(p.clone()),
             (_, Some(s)) if !s.is_empty() => Secret::ServiceToken(s.clone()),
             _ => {
-                return Err(format!(
-                    "the stored account {:?} holds no token; run `micloudfs login --account {}` \
-                     again",
-                    self.name, self.name
-                ))
+                return Err(AccountError::NoToken {
+                    name: self.name.clone(),
+                })
             }
         };
         Ok(Credentials {
@@ -135,15 +234,14 @@ impl Account {
 }
 
 /// Checks an account name: letters, digits, `.`, `_`, `-`, `@`, not starting with a dot.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), AccountError> {
     let ok_chars = name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
     if name.is_empty() || name.len() > MAX_NAME || !ok_chars || name.starts_with('.') {
-        return Err(format!(
-            "{name:?} is not an account name: use up to {MAX_NAME} letters, digits, '.', '_', '-' \
-             or '@', not starting with a dot"
-        ));
+        return Err(AccountError::BadName {
+            name: name.to_string(),
+        });
     }
     Ok(())
 }
@@ -157,7 +255,7 @@ pub struct AccountStore {
 impl AccountStore {
     /// Opens the store (nothing is created until something is saved) and moves a legacy
     /// `account.json` into it.
-    pub fn open(config_dir: &Path) -> Result<Self, String> {
+    pub fn open(config_dir: &Path) -> Result<Self, AccountError> {
         let store = AccountStore {
             dir: config_dir.to_path_buf(),
         };
@@ -175,19 +273,19 @@ impl AccountStore {
     }
 
     /// Where login images (captcha, QR) go: a 0700 directory.
-    pub fn login_dir(&self) -> Result<PathBuf, String> {
+    pub fn login_dir(&self) -> Result<PathBuf, AccountError> {
         let dir = self.dir.join("login");
         make_private_dir(&dir)?;
         Ok(dir)
     }
 
     /// The names of the stored accounts, sorted.
-    pub fn names(&self) -> Result<Vec<String>, String> {
+    pub fn names(&self) -> Result<Vec<String>, AccountError> {
         let dir = self.dir.join(ACCOUNTS_DIR);
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(format!("cannot read {}: {e}", dir.display())),
+            Err(source) => return Err(AccountError::Read { path: dir, source }),
         };
         let mut names: Vec<String> = entries
             .filter_map(|e| e.ok())
@@ -202,28 +300,28 @@ impl AccountStore {
     }
 
     /// Account `name`; `Ok(None)` if there is none.
-    pub fn load(&self, name: &str) -> Result<Option<Account>, String> {
+    pub fn load(&self, name: &str) -> Result<Option<Account>, AccountError> {
         check_name(name)?;
         let path = self.path(name);
         match std::fs::read(&path) {
-            Ok(bytes) => {
-                let mut account: Account = serde_json::from_slice(&bytes).map_err(|e| {
-                    format!(
-                        "the account file {} is damaged ({e}); run `micloudfs login --account \
-                         {name}` again",
-                        path.display()
-                    )
-                })?;
-                account.name = name.to_string();
-                Ok(Some(account))
-            }
+            Ok(bytes) => match serde_json::from_slice::<Account>(&bytes) {
+                Ok(mut account) => {
+                    account.name = name.to_string();
+                    Ok(Some(account))
+                }
+                Err(source) => Err(AccountError::Damaged {
+                    path,
+                    name: name.to_string(),
+                    source,
+                }),
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(source) => Err(AccountError::Read { path, source }),
         }
     }
 
     /// The account a command means: `--account NAME`, else the only one stored.
-    pub fn resolve(&self, name: Option<&str>) -> Result<Account, String> {
+    pub fn resolve(&self, name: Option<&str>) -> Result<Account, AccountError> {
         if let Some(name) = name {
             return self.load(name)?.ok_or_else(|| {
                 let names = self.names().unwrap_or_default();
@@ -232,34 +330,28 @@ impl AccountStore {
                 } else {
                     format!(" (stored: {})", names.join(", "))
                 };
-                format!(
-                    "no account named {name:?} is stored in {}{known}; log in with \
-                     `micloudfs login --account {name}`",
-                    self.dir.display()
-                )
+                AccountError::NotStored {
+                    name: name.to_string(),
+                    dir: self.dir.clone(),
+                    known,
+                }
             });
         }
         let names = self.names()?;
         match names.as_slice() {
-            [] => Err(format!(
-                "no account is stored in {}: run `micloudfs login` first (see `micloudfs login \
-                 --help` for the ways in)",
-                self.dir.display()
-            )),
+            [] => Err(AccountError::NoneStored {
+                dir: self.dir.clone(),
+            }),
             [only] => self
                 .load(only)?
-                .ok_or_else(|| format!("the account {only:?} vanished while it was being read")),
-            many => Err(format!(
-                "{} accounts are stored ({}); choose one with --account NAME",
-                many.len(),
-                many.join(", ")
-            )),
+                .ok_or_else(|| AccountError::Vanished { name: only.clone() }),
+            _ => Err(AccountError::Several { names }),
         }
     }
 
     /// The name a new login of `user_id` is stored under when no `--account` is given: the
     /// stored account of that user if there is one, else the user id.
-    pub fn name_for(&self, user_id: &str) -> Result<String, String> {
+    pub fn name_for(&self, user_id: &str) -> Result<String, AccountError> {
         for name in self.names()? {
             if let Some(a) = self.load(&name)? {
                 if a.user_id == user_id {
@@ -271,27 +363,30 @@ impl AccountStore {
     }
 
     /// Writes the account atomically, mode 0600.
-    pub fn save(&self, account: &Account) -> Result<PathBuf, String> {
+    pub fn save(&self, account: &Account) -> Result<PathBuf, AccountError> {
         check_name(&account.name)?;
-        let json = serde_json::to_vec_pretty(account).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(account).map_err(|source| AccountError::Encode {
+            name: account.name.clone(),
+            source,
+        })?;
         let path = self.path(&account.name);
         write_private(&path, &json)?;
         Ok(path)
     }
 
     /// Removes account `name`; whether it existed.
-    pub fn remove(&self, name: &str) -> Result<bool, String> {
+    pub fn remove(&self, name: &str) -> Result<bool, AccountError> {
         check_name(name)?;
         let path = self.path(name);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(format!("cannot remove {}: {e}", path.display())),
+            Err(source) => Err(AccountError::Remove { path, source }),
         }
     }
 
     /// This machine's device id, created on first use.
-    pub fn device_id(&self) -> Result<String, String> {
+    pub fn device_id(&self) -> Result<String, AccountError> {
         let path = self.dir.join(DEVICE_FILE);
         if let Ok(text) = std::fs::read_to_string(&path) {
             let id = text.trim();
@@ -304,17 +399,20 @@ impl AccountStore {
         Ok(id)
     }
 
-    fn migrate_legacy(&self) -> Result<(), String> {
+    fn migrate_legacy(&self) -> Result<(), AccountError> {
         let legacy = self.dir.join(LEGACY_FILE);
         let Ok(bytes) = std::fs::read(&legacy) else {
             return Ok(());
         };
-        let mut account: Account = serde_json::from_slice(&bytes).map_err(|e| {
-            format!(
-                "the account file {} is damaged ({e}); remove it and run `micloudfs login` again",
-                legacy.display()
-            )
-        })?;
+        let mut account: Account = match serde_json::from_slice(&bytes) {
+            Ok(a) => a,
+            Err(source) => {
+                return Err(AccountError::LegacyDamaged {
+                    path: legacy,
+                    source,
+                })
+            }
+        };
         if account.name.is_empty() {
             account.name = account.user_id.clone();
         }
@@ -324,8 +422,12 @@ impl AccountStore {
         if self.load(&account.name)?.is_none() {
             self.save(&account)?;
         }
-        std::fs::remove_file(&legacy)
-            .map_err(|e| format!("cannot remove the old {}: {e}", legacy.display()))?;
+        if let Err(source) = std::fs::remove_file(&legacy) {
+            return Err(AccountError::LegacyRemove {
+                path: legacy,
+                source,
+            });
+        }
         tracing::info!(account = %account.name, "moved the stored account to the accounts/ folder");
         Ok(())
     }
@@ -376,18 +478,23 @@ impl CredentialSource for StoredCredentials {
     }
 }
 
-fn make_private_dir(dir: &Path) -> Result<(), String> {
+fn make_private_dir(dir: &Path) -> Result<(), AccountError> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))
+        .map_err(|source| AccountError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Writes `bytes` to `path` atomically with mode 0600 (parents created 0700).
-pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    crate::private_file::write(path, bytes)
-        .map_err(|e| format!("cannot save {}: {e}", path.display()))
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), AccountError> {
+    crate::private_file::write(path, bytes).map_err(|source| AccountError::Save {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn uuid_like() -> String {
@@ -435,21 +542,25 @@ mod tests {
         assert_eq!(store.load("home").unwrap().unwrap(), a);
         assert!(store.load("other").unwrap().is_none());
         std::fs::write(store.path("home"), b"{oops").unwrap();
-        assert!(store.load("home").unwrap_err().contains("micloudfs login"));
+        let e = store.load("home").unwrap_err();
+        assert!(matches!(e, AccountError::Damaged { .. }), "{e:?}");
+        assert!(e.to_string().contains("micloudfs login"), "{e}");
     }
 
     #[test]
     fn the_only_account_is_the_default_and_several_need_a_name() {
         let dir = tempfile::tempdir().unwrap();
         let store = AccountStore::open(dir.path()).unwrap();
-        assert!(store.resolve(None).unwrap_err().contains("micloudfs login"));
+        let e = store.resolve(None).unwrap_err();
+        assert!(matches!(e, AccountError::NoneStored { .. }), "{e:?}");
+        assert!(e.to_string().contains("micloudfs login"), "{e}");
         store.save(&account("a", "1")).unwrap();
         assert_eq!(store.resolve(None).unwrap().name, "a");
         store.save(&account("b", "2")).unwrap();
-        let e = store.resolve(None).unwrap_err();
+        let e = store.resolve(None).unwrap_err().to_string();
         assert!(e.contains("--account") && e.contains("a, b"), "{e}");
         assert_eq!(store.resolve(Some("b")).unwrap().user_id, "2");
-        let e = store.resolve(Some("c")).unwrap_err();
+        let e = store.resolve(Some("c")).unwrap_err().to_string();
         assert!(e.contains("a, b") && e.contains("--account c"), "{e}");
         assert_eq!(store.name_for("2").unwrap(), "b");
         assert_eq!(store.name_for("3").unwrap(), "3");

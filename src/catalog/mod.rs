@@ -1,24 +1,29 @@
-//! The catalog: the local mirror of the gallery's metadata (albums and items).
+//! The catalog: the persistent mirror of the gallery's metadata (albums, items, recordings,
+//! sync cursors, and the names and inodes the tree handed out).
 //!
-//! Today it is built in memory by one full listing at mount time: every album page, then
-//! every album's item pages, four albums at a time (the service is slow on deep pages,
-//! spec §5.3, so albums are listed in parallel rather than with bigger pages). Items are
-//! de-duplicated by id (a listing that shifts while it is paged can repeat an item at a
-//! page boundary) and placed in the album whose listing returned them. Memory is about
-//! 200 bytes per item: 20 MB for a 100 000-item gallery.
+//! - [`store`]: the SQLite database, one per account, crash-safe (see its doc for the schema
+//!   and why SQLite).
+//! - [`sync`]: filling it from the service: the first sync (resumable, with progress, albums
+//!   in parallel, big albums by date ranges so that no deep page is ever asked for) and the
+//!   refresh (incremental through `album/full` + `allitems` cursors where the service has
+//!   them, a full listing of an album otherwise, checked against `timeline` day counts).
 //!
-//! Persistence and incremental refresh slot in here later without changing `view`.
+//! A mount reads a [`Catalog`] snapshot from the store and builds the tree (`view`) from it;
+//! the names and inodes that build hands out are written back, so the next build (a refresh,
+//! a remount) keeps them.
 
-use std::collections::HashSet;
+pub mod store;
+pub mod sync;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use futures_util::{stream, StreamExt, TryStreamExt};
-
-use crate::cloud::{CloudError, GalleryApi};
 use crate::model::{Album, AlbumId, Item};
 
-/// How many albums are listed at once.
-const PARALLEL_ALBUMS: usize = 4;
+pub use store::{
+    catalog_path, AlbumState, HandedDir, HandedFile, HandedName, Recording, Store, StoreError,
+};
+pub use sync::{Progress, SyncError, SyncOptions, SyncReport, Syncer};
 
 #[derive(Clone, Debug, Default)]
 pub struct CatalogOptions {
@@ -26,47 +31,59 @@ pub struct CatalogOptions {
     pub include_private: bool,
 }
 
-/// A consistent snapshot of the gallery's metadata.
+/// A consistent snapshot of the catalog: what one build of the tree shows.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
     pub albums: Vec<Album>,
     pub items: Arc<[Item]>,
+    /// What was handed out for each item (same order as `items`).
+    pub handed: Arc<[HandedFile]>,
+    /// The directory handed out for each album.
+    pub dirs: HashMap<AlbumId, HandedDir>,
+    /// Albums whose listing did not complete (failed, or a first sync that was cut short).
+    pub incomplete: Vec<(AlbumId, String)>,
+    pub recordings: Arc<[Recording]>,
 }
 
 impl Catalog {
-    /// Lists the whole gallery.
-    pub async fn fetch(api: &dyn GalleryApi, opts: &CatalogOptions) -> Result<Catalog, CloudError> {
-        let mut albums = api.list_albums().await?;
-        let mut seen_albums = HashSet::new();
-        albums.retain(|a| seen_albums.insert(a.id));
-        albums.retain(|a| opts.include_private || a.id != AlbumId::PRIVATE);
-        albums.sort_by_key(|a| a.id);
-
-        let per_album: Vec<(AlbumId, Vec<Item>)> = stream::iter(albums.iter().map(|a| a.id))
-            .map(|id| async move { api.list_album_items(id).await.map(|items| (id, items)) })
-            .buffered(PARALLEL_ALBUMS)
-            .try_collect()
-            .await?;
-
-        let mut seen = HashSet::new();
-        let mut items = Vec::new();
-        for (album, listed) in per_album {
-            for mut item in listed {
-                if !seen.insert(item.id) {
-                    continue;
-                }
-                if item.album_id != album {
-                    tracing::debug!(id = %item.id, %album, group = %item.album_id,
-                        "item's groupId differs from the album that lists it; using the album");
-                    item.album_id = album;
-                }
-                items.push(item);
-            }
+    /// Reads the whole catalog.
+    pub fn load(store: &Store) -> Result<Catalog, StoreError> {
+        let rows = store.albums()?;
+        let (mut items, mut handed) = store.items()?;
+        let recordings = store.recordings()?;
+        // Recordings are items of their own kind, after the gallery's (the tree puts them
+        // under `recordings/`; their album id is their type).
+        for r in &recordings {
+            items.push(r.as_item());
+            handed.push(HandedFile {
+                album: r.handed.clone(),
+                date: None,
+            });
         }
-        tracing::info!(albums = albums.len(), items = items.len(), "catalog listed");
+        let mut dirs = HashMap::new();
+        let mut incomplete = Vec::new();
+        let mut albums = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(d) = r.dir {
+                dirs.insert(r.album.id, d);
+            }
+            match r.state {
+                AlbumState::Complete => {}
+                AlbumState::Pending => incomplete.push((r.album.id, "not listed yet".into())),
+                AlbumState::Failed => incomplete.push((
+                    r.album.id,
+                    r.error.unwrap_or_else(|| "listing failed".into()),
+                )),
+            }
+            albums.push(r.album);
+        }
         Ok(Catalog {
             albums,
             items: items.into(),
+            handed: handed.into(),
+            dirs,
+            incomplete,
+            recordings: recordings.into(),
         })
     }
 
@@ -75,81 +92,5 @@ impl Catalog {
         self.items
             .iter()
             .fold(0u64, |t, i| t.saturating_add(i.size))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cloud::Download;
-    use crate::model::{ItemId, MediaKind, Sha1Digest};
-    use async_trait::async_trait;
-
-    struct Fake;
-
-    fn item(id: u64, group: u64) -> Item {
-        Item {
-            id: ItemId(id),
-            album_id: AlbumId(group),
-            file_name: format!("{id}.jpg"),
-            kind: MediaKind::Image,
-            mime_type: "image/jpeg".into(),
-            size: id,
-            sha1: Sha1Digest([id as u8; 20]),
-            date_taken_ms: 0,
-            create_time_ms: 0,
-            exif_date_time: None,
-        }
-    }
-
-    fn album(id: u64) -> Album {
-        Album {
-            id: AlbumId(id),
-            name: None,
-            media_count: 0,
-            last_update_ms: 0,
-        }
-    }
-
-    #[async_trait]
-    impl GalleryApi for Fake {
-        async fn list_albums(&self) -> Result<Vec<Album>, CloudError> {
-            Ok(vec![album(1000), album(2), album(1), album(2), album(77)])
-        }
-        async fn list_album_items(&self, a: AlbumId) -> Result<Vec<Item>, CloudError> {
-            Ok(match a.0 {
-                1 => vec![item(10, 1), item(11, 1), item(11, 1)],
-                2 => vec![item(20, 2)],
-                77 => vec![item(70, 5)],
-                1000 => vec![item(99, 1000)],
-                _ => vec![],
-            })
-        }
-        async fn open_download(&self, _: ItemId) -> Result<Download, CloudError> {
-            Err(CloudError::Config("not used".into()))
-        }
-    }
-
-    #[tokio::test]
-    async fn lists_every_album_once_and_dedups_items() {
-        let c = Catalog::fetch(&Fake, &CatalogOptions::default())
-            .await
-            .unwrap();
-        let ids: Vec<u64> = c.albums.iter().map(|a| a.id.0).collect();
-        assert_eq!(ids, vec![1, 2, 77]);
-        let mut items: Vec<(u64, u64)> = c.items.iter().map(|i| (i.id.0, i.album_id.0)).collect();
-        items.sort();
-        assert_eq!(items, vec![(10, 1), (11, 1), (20, 2), (70, 77)]);
-        assert_eq!(c.total_size(), 10 + 11 + 20 + 70);
-    }
-
-    #[tokio::test]
-    async fn private_album_only_on_request() {
-        let opts = CatalogOptions {
-            include_private: true,
-        };
-        let c = Catalog::fetch(&Fake, &opts).await.unwrap();
-        assert!(c.albums.iter().any(|a| a.id == AlbumId::PRIVATE));
-        assert!(c.items.iter().any(|i| i.id == ItemId(99)));
     }
 }

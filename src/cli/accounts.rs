@@ -13,7 +13,9 @@ use crate::account::{self, AccountStore, StoredCredentials};
 use crate::cloud::{ClientConfig, GalleryApi, HttpGalleryClient};
 
 fn store(config: &ConfigArgs) -> Result<AccountStore, String> {
-    AccountStore::open(&account::config_dir(config.config_dir.clone())?)
+    Ok(AccountStore::open(&account::config_dir(
+        config.config_dir.clone(),
+    )?)?)
 }
 
 pub(crate) fn logout(args: LogoutArgs) -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! and a clean unmount on SIGINT/SIGTERM.
 //!
 //! Order of start: logging (a writer that never fails: `logwriter`), the runtime, the signal
-//! handlers (`signals`: a stop during the listing abandons it; SIGHUP/SIGUSR1/SIGUSR2 are
+//! handlers (`signals`: a stop during the listing abandons it; SIGHUP/SIGUSR2 are
 //! ignored from here on), the listing, then the mount point is claimed and checked again
 //! (`mountpoint::claim`) and the kernel mount made. Only then is the parent told.
 
@@ -11,18 +11,19 @@ use std::sync::Arc;
 
 use fuser::{Config, MountOption, Session};
 
+use super::live;
 use super::logwriter::NeverFail;
-use super::mount::report;
 use super::mountpoint;
 use super::mounttable::FS_NAME;
+use super::ready::report;
+use super::ready::report_progress;
 use super::signals::{Lifecycle, INTERRUPTED};
 use crate::account::{Account, AccountStore, StoredCredentials};
-use crate::catalog::{Catalog, CatalogOptions};
+use crate::catalog::{catalog_path, Store, SyncOptions, Syncer};
 use crate::cloud::{ClientConfig, CredentialSource, Credentials, GalleryApi, HttpGalleryClient};
 use crate::content::{ContentCache, ContentConfig, MinFree, DEFAULT_MEMORY_BUDGET};
-use crate::fs::GalleryFs;
-use crate::sim;
-use crate::view::{DateZone, View, ViewOptions};
+use crate::fs::{GalleryFs, LiveView};
+use crate::view::{DateZone, ViewOptions};
 
 pub(crate) enum Source {
     Account {
@@ -50,12 +51,26 @@ pub(crate) struct DaemonPlan {
     /// Mount on a folder that has files in it (they are hidden while mounted).
     pub allow_non_empty: bool,
     pub verbose: bool,
+    /// Serve the catalog as it is, without asking the service.
+    pub offline: bool,
+    pub refresh_interval: std::time::Duration,
+}
+
+impl DaemonPlan {
+    /// The account's catalog file.
+    fn catalog_path(&self) -> PathBuf {
+        let name = match &self.source {
+            Source::Account { account, .. } => account.name.as_str(),
+            Source::Demo => "demo",
+        };
+        catalog_path(&self.cache_dir, name)
+    }
 }
 
 /// Runs the mount until it is unmounted. `pipe` is the parent's, when daemonized.
 pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), String> {
     init_logging(plan.verbose);
-    match start(&plan) {
+    match start(&plan, pipe.as_ref()) {
         Ok((session, _rt, _sim, summary)) => {
             report(pipe, Ok(&summary));
             tracing::info!(pid = std::process::id(), "{summary}");
@@ -74,11 +89,41 @@ pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), S
 type Started = (
     Session<GalleryFs>,
     tokio::runtime::Runtime,
-    Option<sim::SimHandle>,
+    Option<Demo>,
     String,
 );
 
-fn start(plan: &DaemonPlan) -> Result<Started, String> {
+/// The emulator serving `mount --demo`, alive as long as the mount.
+#[cfg(feature = "demo")]
+type Demo = micloud_sim::SimHandle;
+#[cfg(not(feature = "demo"))]
+type Demo = std::convert::Infallible;
+
+/// What `mount --demo` says in a build without the `demo` feature.
+pub(crate) const NO_DEMO: &str = "this micloudfs was built without the demo gallery (cargo \
+     feature `demo`); rebuild it with default features, or mount your own account";
+
+/// Starts the demo gallery on a free loopback port: its base URL and the credentials of its
+/// default account.
+#[cfg(feature = "demo")]
+fn start_demo(rt: &tokio::runtime::Runtime) -> Result<(String, Credentials, Demo), String> {
+    use micloud_sim as sim;
+    let handle = rt
+        .block_on(sim::start(
+            sim::SimConfig::demo(),
+            ([127, 0, 0, 1], 0).into(),
+        ))
+        .map_err(|e| format!("cannot start the demo gallery: {e}"))?;
+    let creds = Credentials::pass_token(sim::DEFAULT_USER_ID, sim::DEFAULT_PASS_TOKEN);
+    Ok((handle.base_url(), creds, handle))
+}
+
+#[cfg(not(feature = "demo"))]
+fn start_demo(_: &tokio::runtime::Runtime) -> Result<(String, Credentials, Demo), String> {
+    Err(NO_DEMO.to_string())
+}
+
+fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, String> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .thread_name("micloudfs-io")
@@ -99,14 +144,8 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
             (api_base.clone(), account.credentials()?, None, Some(source))
         }
         Source::Demo => {
-            let handle = rt
-                .block_on(sim::start(
-                    sim::SimConfig::demo(),
-                    ([127, 0, 0, 1], 0).into(),
-                ))
-                .map_err(|e| format!("cannot start the demo gallery: {e}"))?;
-            let creds = Credentials::pass_token(sim::DEFAULT_USER_ID, sim::DEFAULT_PASS_TOKEN);
-            (handle.base_url(), creds, Some(handle), None)
+            let (base, creds, handle) = start_demo(&rt)?;
+            (base, creds, Some(handle), None)
         }
     };
 
@@ -122,26 +161,67 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
     // A pasted cookie must be renewed even while nobody reads.
     rt.spawn(http.clone().keep_cookie_alive());
     let client: Arc<dyn GalleryApi> = http;
-    let catalog_opts = CatalogOptions {
-        include_private: plan.include_private,
-    };
-    tracing::info!(%api_base, "listing the gallery");
-    let catalog = rt.block_on(async {
-        tokio::select! {
-            listed = Catalog::fetch(client.as_ref(), &catalog_opts) => {
-                listed.map_err(|e| format!("cannot list the gallery: {e}"))
-            }
-            _ = life.stop_requested() => Err(INTERRUPTED.to_string()),
-        }
-    })?;
-    let view = Arc::new(View::build(
-        &catalog.albums,
-        catalog.items.clone(),
-        &ViewOptions {
-            zone: plan.zone.clone(),
+    let store = Store::open(&plan.catalog_path()).map_err(|e| e.to_string())?;
+    let warm = store
+        .meta("first_sync_done")
+        .map_err(|e| e.to_string())?
+        .is_some();
+    let store = Arc::new(std::sync::Mutex::new(store));
+    let syncer = Arc::new(Syncer::new(
+        client.clone(),
+        store.clone(),
+        SyncOptions {
             include_private: plan.include_private,
+            ..SyncOptions::default()
         },
     ));
+    let mut first_sync_line = None;
+    if !warm {
+        if plan.offline {
+            return Err(format!(
+                "--offline needs a catalog, and {} has none for this account yet: mount once with the network to list the gallery",
+                plan.cache_dir.display()
+            ));
+        }
+        tracing::info!(%api_base, "listing the gallery (first sync; an interrupted one resumes)");
+        let progress = syncer.progress.clone();
+        let ticker = pipe.and_then(|p| p.try_clone().ok()).map(|p| {
+            rt.spawn(async move {
+                loop {
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    report_progress(&p, &progress);
+                }
+            })
+        });
+        // Ctrl-C or SIGTERM during the first sync abandons it (what was listed is
+        // committed; the next mount resumes).
+        let synced = rt.block_on(async {
+            tokio::select! {
+                synced = syncer.sync() => Ok(synced),
+                _ = life.stop_requested() => Err(INTERRUPTED.to_string()),
+            }
+        })?;
+        if let Some(t) = ticker {
+            t.abort();
+        }
+        let report = synced.map_err(|e| format!("cannot list the gallery: {e}"))?;
+        let done = chrono::Utc::now().timestamp_millis().to_string();
+        store
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .set_meta("first_sync_done", &done)
+            .map_err(|e| e.to_string())?;
+        first_sync_line = Some(live::describe(&report));
+    }
+    let view_opts = ViewOptions {
+        zone: plan.zone.clone(),
+        include_private: plan.include_private,
+    };
+    let (view, catalog) = live::build_view(&store, &view_opts).map_err(|e| e.to_string())?;
+    let live_view = LiveView::new(Arc::new(view));
+    if let Some(line) = first_sync_line {
+        live_view.refreshed(line);
+    }
     let content = ContentCache::open(
         &ContentConfig {
             cache_dir: plan.cache_dir.clone(),
@@ -155,7 +235,7 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
         client,
     )
     .map_err(|e| e.to_string())?;
-    let fs = GalleryFs::new(view, content, rt.handle().clone());
+    let fs = GalleryFs::new(live_view.clone(), content, rt.handle().clone());
     let core = fs.core();
 
     let mut config = Config::default();
@@ -186,6 +266,21 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
     GalleryFs::install_notifier(&core, session.notifier());
     raise_readahead(&plan.mountpoint);
     drop(claim);
+
+    // The live refresh: at once after a warm start (in the background: the tree is served
+    // from the catalog meanwhile), then every interval and on SIGUSR1.
+    if !plan.offline {
+        rt.spawn(live::refresh_loop(
+            syncer,
+            store,
+            live_view,
+            session.notifier(),
+            view_opts,
+            plan.refresh_interval,
+            warm,
+        ));
+    }
+
     // From here SIGINT/SIGTERM unmount; the session loop then returns and the process exits.
     // A stop that came during the kernel mount drops the session, which unmounts.
     life.go_live(session.unmount_callable())?;
@@ -201,10 +296,23 @@ fn start(plan: &DaemonPlan) -> Result<Started, String> {
     } else {
         format!("; log: {}", plan.log_path.display())
     };
+    let how = match (warm, plan.offline) {
+        (_, true) => "; offline, from the catalog",
+        (true, false) => "; from the catalog, refreshing in the background",
+        (false, false) => "",
+    };
+    let incomplete = if catalog.incomplete.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {} album(s) incomplete (see micloudfs stats)",
+            catalog.incomplete.len()
+        )
+    };
     let summary = format!(
-        "mounted {what} at {}: {} items in {} albums, {gib:.2} GiB{log}",
+        "mounted {what} at {}: {} items in {} albums, {gib:.2} GiB{how}{incomplete}{log}",
         plan.mountpoint.display(),
-        catalog.items.len(),
+        catalog.items.len() - catalog.recordings.len(),
         catalog.albums.len(),
     );
     Ok((session, rt, demo, summary))

@@ -15,7 +15,7 @@
 use std::io::{BufRead, IsTerminal};
 
 use super::LoginArgs;
-use crate::account::{self, Account, AccountStore, Region};
+use crate::account::{self, Account, AccountError, AccountStore, Region};
 use crate::cloud::{ClientConfig, Credentials, HttpGalleryClient, Secret};
 
 /// How the user chose to log in.
@@ -118,7 +118,7 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
 
 /// The stored login this one renews, whose region is remembered when none is given: the
 /// `--account` named, else the stored account of the `--user-id` given, else the only one.
-fn previous_login(store: &AccountStore, args: &LoginArgs) -> Result<Option<Account>, String> {
+fn previous_login(store: &AccountStore, args: &LoginArgs) -> Result<Option<Account>, AccountError> {
     if let Some(name) = &args.account {
         return store.load(name);
     }

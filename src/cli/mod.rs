@@ -1,5 +1,5 @@
-//! The command line: `login`, `logout`, `whoami`, `accounts`, `mount`, `unmount`, `cache`. Wiring
-//! only; the work is in the layers.
+//! The command line: `login`, `logout`, `whoami`, `accounts`, `mount`, `unmount`, `refresh`,
+//! `ls`, `stats`, `cache`. Wiring only; the work is in the layers.
 //!
 //! Every failure ends in one line on stderr that says what happened and what to do, and
 //! exit code 1 (2 for a wrong flag, from clap).
@@ -7,13 +7,17 @@
 mod accounts;
 mod cache;
 mod cachedir;
+mod catalog_cmd;
 mod daemon;
 mod interactive;
+mod live;
 mod login;
 mod logwriter;
 mod mount;
 mod mountpoint;
 mod mounttable;
+mod progress;
+mod ready;
 mod signals;
 
 use std::io::Write;
@@ -51,9 +55,57 @@ enum Command {
     Mount(MountArgs),
     /// Unmount a micloudfs mount (any other file system is refused).
     Unmount(UnmountArgs),
+    /// Make a running mount refresh its catalog now, and wait until it has.
+    Refresh(RefreshArgs),
+    /// List a folder of the tree from the catalog, without mounting.
+    Ls(LsArgs),
+    /// Counts and bytes per album, type and year, and how much is cached, from the catalog.
+    Stats(CatalogArgs),
     /// Look after the cache of downloaded originals.
     #[command(subcommand)]
     Cache(CacheCommand),
+}
+
+/// Where the catalog of an account is (for `ls` and `stats`).
+#[derive(Args, Debug)]
+pub(crate) struct CatalogArgs {
+    /// The stored account [default: the only one].
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Show the built-in demo gallery's catalog (of `mount --demo`).
+    #[arg(long, conflicts_with = "account")]
+    pub demo: bool,
+    /// The cache dir the mount uses [default: ~/.cache/micloudfs].
+    #[arg(long, value_name = "DIR", env = "MICLOUDFS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Where the account is stored [default: ~/.config/micloudfs].
+    #[arg(long, value_name = "DIR", env = "MICLOUDFS_CONFIG_DIR")]
+    pub config_dir: Option<PathBuf>,
+    /// Also show album 1000 (the private album), as `mount --include-private` does.
+    #[arg(long)]
+    pub include_private: bool,
+    /// Time zone of by-date/ (as for `mount`).
+    #[arg(long, value_name = "ZONE")]
+    pub timezone: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct LsArgs {
+    /// A folder of the tree, e.g. albums/Camera or by-date/2024 [default: the top].
+    #[arg(value_name = "PATH", default_value = "")]
+    pub path: String,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct RefreshArgs {
+    /// The mount point of a running mount.
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: PathBuf,
+    /// Give up waiting after this many seconds (the refresh goes on in the daemon).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub timeout: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -221,6 +273,14 @@ pub(crate) struct MountArgs {
     /// Log more (debug level); MICLOUDFS_LOG=<filter> sets any tracing filter.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Serve the catalog kept from an earlier mount without asking the service (cached files
+    /// read as usual, others fail). An unreachable service implies it.
+    #[arg(long)]
+    pub offline: bool,
+    /// How often the catalog is refreshed from the service while mounted (also on
+    /// `micloudfs refresh MOUNTPOINT`).
+    #[arg(long, value_name = "SECS", default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=604800))]
+    pub refresh_interval: u64,
 }
 
 #[derive(Args, Debug)]
@@ -261,6 +321,9 @@ pub fn run() -> ExitCode {
         Command::Mount(args) => mount::mount(args),
         Command::Unmount(args) => mount::unmount(&args.mountpoint, args.lazy),
         Command::Cache(CacheCommand::Check(args)) => cache::check(args),
+        Command::Refresh(args) => catalog_cmd::refresh(args),
+        Command::Ls(args) => catalog_cmd::ls(args),
+        Command::Stats(args) => catalog_cmd::stats(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

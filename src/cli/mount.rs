@@ -13,14 +13,14 @@
 //! right before the kernel mount. `unmount` takes down only a micloudfs mount, as the mount
 //! table names it (`mounttable`); as root, fusermount3 and umount2 would unmount anything.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 
 use super::daemon::{self, DaemonPlan, Source};
+use super::ready;
 use super::MountArgs;
-use super::{cachedir, mountpoint, signals};
+use super::{cachedir, mountpoint, progress, signals};
 use crate::account::{self, AccountStore};
 use crate::view::DateZone;
 
@@ -29,7 +29,7 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
     if plan.foreground {
         return daemon::run(plan, None);
     }
-    let (read_fd, write_fd) = pipe()?;
+    let (read_fd, write_fd) = ready::pipe()?;
     let mask = signals::block_stop_signals();
     // SAFETY: no thread has been started yet (no runtime, no logger): the child may run
     // any code after fork.
@@ -55,28 +55,23 @@ pub(crate) fn mount(args: MountArgs) -> Result<(), String> {
             // Ctrl-C or SIGTERM while waiting stops the daemon too (see `signals`).
             signals::forward_to(child, &mask);
             drop(write_fd);
-            let mut line = String::new();
-            let mut reader = BufReader::new(std::fs::File::from(read_fd));
-            let _ = reader.read_line(&mut line);
+            let bar = progress::bar();
+            let answer = ready::read_answer_with(read_fd, |listed, total| {
+                bar.set_length(total.max(listed));
+                bar.set_position(listed);
+            });
+            bar.finish_and_clear();
             let interrupted = signals::stop_forwarding();
-            let answer = line.trim_end().split_once(' ');
-            if interrupted || !matches!(answer, Some(("ok", _))) {
+            if interrupted || !answer.is_ok() {
                 signals::reap(child);
             }
             if interrupted {
                 return Err(signals::INTERRUPTED.to_string());
             }
-            match answer {
-                Some(("ok", msg)) => {
-                    let _ = writeln!(std::io::stdout(), "{msg}");
-                    Ok(())
-                }
-                Some(("error", msg)) => Err(msg.to_string()),
-                _ => Err(format!(
-                    "the daemon stopped before the mount was ready; see {}",
-                    plan.log_path.display()
-                )),
-            }
+            let summary = answer.into_result(&plan.log_path)?;
+            // Never a panic when the terminal is gone.
+            let _ = writeln!(std::io::stdout(), "{summary}");
+            Ok(())
         }
     }
 }
@@ -87,6 +82,9 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
     let cache_dir = mountpoint::resolve(&account::cache_dir(args.cache_dir)?);
     mountpoint::check_apart(&mountpoint, &cache_dir, "cache dir", "--cache-dir")?;
     let config_dir = if args.demo {
+        if cfg!(not(feature = "demo")) {
+            return Err(daemon::NO_DEMO.to_string());
+        }
         None
     } else {
         let dir = mountpoint::resolve(&account::config_dir(args.config_dir)?);
@@ -138,20 +136,9 @@ fn plan(args: MountArgs) -> Result<DaemonPlan, String> {
         foreground: args.foreground,
         allow_non_empty: args.allow_non_empty,
         verbose: args.verbose,
+        offline: args.offline,
+        refresh_interval: std::time::Duration::from_secs(args.refresh_interval),
     })
-}
-
-fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
-    let mut fds = [0; 2];
-    // SAFETY: fds is a valid array of two ints.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(format!(
-            "cannot start the daemon: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
-    // SAFETY: pipe2 returned two fresh descriptors that nothing else owns.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
 /// Detaches the child from the terminal: new session, stdin from /dev/null, stdout and
@@ -168,20 +155,6 @@ fn daemonize(log_path: &Path) {
             libc::dup2(fd, 1);
             libc::dup2(fd, 2);
         }
-    }
-}
-
-/// Tells the waiting parent how the start went.
-pub(crate) fn report(pipe: Option<std::fs::File>, result: Result<&str, &str>) {
-    if let Some(mut p) = pipe {
-        let line = match result {
-            Ok(msg) => format!("ok {msg}\n"),
-            Err(msg) => format!("error {}\n", msg.replace('\n', " ")),
-        };
-        let _ = p.write_all(line.as_bytes());
-    } else if let Ok(msg) = result {
-        // Never a panic when the terminal is gone.
-        let _ = writeln!(std::io::stderr(), "{msg}");
     }
 }
 

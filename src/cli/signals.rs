@@ -120,11 +120,12 @@ pub(crate) struct Lifecycle {
 
 /// What [`Lifecycle::go_live`] says when a stop came first.
 pub(crate) const INTERRUPTED: &str =
-    "interrupted before the mount was ready; nothing is mounted and the daemon stopped";
+    "interrupted before the mount was ready; nothing is mounted and the daemon stopped; what \
+     was listed so far is kept, and the next `micloudfs mount` resumes from there";
 
 impl Lifecycle {
-    /// Installs the daemon's handlers on the runtime: SIGINT/SIGTERM stop, SIGHUP, SIGUSR1
-    /// and SIGUSR2 are logged and ignored. Call before anything slow.
+    /// Installs the daemon's handlers on the runtime: SIGINT/SIGTERM stop, SIGHUP and
+    /// SIGUSR2 are logged and ignored, SIGUSR1 asks the live refresh (`cli::live`) for a refresh. Call before anything slow.
     pub fn install(rt: &tokio::runtime::Runtime) -> Result<std::sync::Arc<Lifecycle>, String> {
         let (stop_tx, _) = watch::channel(false);
         let life = std::sync::Arc::new(Lifecycle {
@@ -156,8 +157,12 @@ impl Lifecycle {
             loop {
                 let name = tokio::select! {
                     _ = hup.recv() => "SIGHUP",
-                    _ = usr1.recv() => "SIGUSR1",
                     _ = usr2.recv() => "SIGUSR2",
+                    _ = usr1.recv() => {
+                        // `micloudfs refresh` sends it; the live refresh listens for it too.
+                        tracing::info!("SIGUSR1 received: a catalog refresh is asked for; the mount stays");
+                        continue;
+                    }
                 };
                 tracing::info!(
                     "{name} received and ignored; the mount stays (micloudfs unmount MOUNTPOINT \

@@ -40,6 +40,10 @@ use crate::model::{Album, AlbumId, Item, ItemId};
 pub const MAX_ATTEMPTS: u32 = 6;
 /// Items per `galleries` page and albums per `album/list` page.
 const PAGE_SIZE: u32 = 100;
+/// `allitems` records per request: the server caps `limit` at about 60 (spec §3.8).
+const ALLITEMS_LIMIT: u32 = 60;
+/// Recordings per list request (what XAS and OpenList use, spec §3.12).
+const RECORDINGS_PAGE: u32 = 500;
 /// No gallery has this many pages; a server that keeps saying "more" is stopped here.
 const MAX_PAGES: u32 = 100_000;
 
@@ -324,12 +328,22 @@ impl HttpGalleryClient {
         Err(transient(what, "HTTP 401 after a refresh"))
     }
 
-    /// Steps 1 and 2 of spec §4 once: the URL-B and META of the item's download.
-    async fn resolve_once(&self, id: ItemId) -> Result<Resolved, CloudError> {
+    /// Steps 1 and 2 of spec §4 once: the URL-B and META of the item's download. A
+    /// recording's step 1 is the recorder's `storage` (spec §3.12, answering 50202 when it
+    /// is gone); the rest is the same.
+    async fn resolve_once(&self, id: ItemId, recording: bool) -> Result<Resolved, CloudError> {
         let what = format!("the download of item {id}");
-        let url = self.api_url("gallery/storage", &[("id", id.to_string())])?;
+        let url = if recording {
+            let cb = format!("dl_sfs_cb_{}_0", now_ms());
+            self.api_url(&format!("sfs/ns/recorder/file/{id}/cb/{cb}/storage"), &[])?
+        } else {
+            self.api_url("gallery/storage", &[("id", id.to_string())])?
+        };
         let data = self.get_once(&url, &what).await.map_err(|e| match e {
-            CloudError::Api { code: 50050, .. } => CloudError::ItemDeleted(id.to_string()),
+            CloudError::Api {
+                code: 50050 | 50202,
+                ..
+            } => CloudError::ItemDeleted(id.to_string()),
             other => other,
         })?;
         let storage: StorageData = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
@@ -433,10 +447,27 @@ impl HttpGalleryClient {
     }
 
     /// Step 1 to 3 of spec §4 once; the caller retries.
-    async fn try_download(&self, id: ItemId) -> Result<Download, CloudError> {
-        let resolved = self.resolve_once(id).await?;
+    async fn try_download(&self, id: ItemId, recording: bool) -> Result<Download, CloudError> {
+        let resolved = self.resolve_once(id, recording).await?;
         self.fetch_once(&resolved, None).await
     }
+}
+
+/// Parses the items of a page one by one: a malformed one is skipped with a warning.
+fn parse_items(raw: &[serde_json::Value], album: AlbumId) -> Vec<Item> {
+    let mut items = Vec::with_capacity(raw.len());
+    for v in raw {
+        match wire::parse_item(v, album) {
+            Ok(it) => items.push(it),
+            Err(why) => tracing::warn!(
+                %album,
+                id = %v.get("id").map(|v| v.to_string()).unwrap_or_default(),
+                %why,
+                "skipping a malformed item"
+            ),
+        }
+    }
+    items
 }
 
 fn check_download_status(status: StatusCode, what: &str) -> Result<(), CloudError> {
@@ -558,51 +589,186 @@ impl GalleryApi for HttpGalleryClient {
     }
 
     async fn list_album_items(&self, album: AlbumId) -> Result<Vec<Item>, CloudError> {
-        let what = format!("the items of album {album}");
         let mut items = Vec::new();
         for page in 0..MAX_PAGES {
-            let data = self
-                .get_data(
-                    "gallery/user/galleries",
-                    &[
-                        ("albumId", album.to_string()),
-                        ("pageNum", page.to_string()),
-                        ("pageSize", PAGE_SIZE.to_string()),
-                    ],
-                    &what,
-                )
-                .await?;
-            let page: ItemPage = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
-            let (empty, full) = (
-                page.galleries.is_empty(),
-                page.galleries.len() >= PAGE_SIZE as usize,
-            );
-            for raw in &page.galleries {
-                match wire::parse_item(raw, album) {
-                    Ok(it) => items.push(it),
-                    Err(why) => tracing::warn!(
-                        %album,
-                        id = %raw.get("id").map(|v| v.to_string()).unwrap_or_default(),
-                        %why,
-                        "skipping a malformed item"
-                    ),
-                }
-            }
-            // Without `isLastPage`, a short page is the last one.
-            if page.is_last_page.unwrap_or(!full) || empty {
+            let p = self.list_items_page(album, None, page).await?;
+            items.extend(p.items);
+            if p.last_page {
                 break;
             }
         }
         Ok(items)
     }
 
-    async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
-        let what = format!("the download of item {id}");
-        with_retries(&what, || self.try_download(id)).await
+    async fn list_items_page(
+        &self,
+        album: AlbumId,
+        days: Option<(u32, u32)>,
+        page: u32,
+    ) -> Result<crate::cloud::ItemPage, CloudError> {
+        let what = match days {
+            Some((from, to)) => format!("the items of album {album} from {from} to {to}"),
+            None => format!("the items of album {album}"),
+        };
+        let mut query = vec![
+            ("albumId", album.to_string()),
+            ("pageNum", page.to_string()),
+            ("pageSize", PAGE_SIZE.to_string()),
+        ];
+        if let Some((from, to)) = days {
+            query.push(("startDate", from.to_string()));
+            query.push(("endDate", to.to_string()));
+        }
+        let data = self
+            .get_data("gallery/user/galleries", &query, &what)
+            .await?;
+        let raw: ItemPage = serde_json::from_value(data).map_err(|e| malformed(&what, e))?;
+        let (empty, full) = (
+            raw.galleries.is_empty(),
+            raw.galleries.len() >= PAGE_SIZE as usize,
+        );
+        let items = parse_items(&raw.galleries, album);
+        // Without `isLastPage`, a short page is the last one.
+        let last_page = raw.is_last_page.unwrap_or(!full) || empty;
+        Ok(crate::cloud::ItemPage { items, last_page })
     }
 
-    async fn resolve(&self, id: ItemId) -> Result<Resolved, CloudError> {
-        self.resolve_once(id).await
+    async fn day_counts(&self, album: AlbumId) -> Result<Vec<(u32, u64)>, CloudError> {
+        let what = format!("the timeline of album {album}");
+        let data = self
+            .get_data(
+                "gallery/user/timeline",
+                &[("albumId", album.to_string())],
+                &what,
+            )
+            .await?;
+        let Some(days) = data.get("dayCount").and_then(|d| d.as_object()) else {
+            return Err(malformed(&what, "no dayCount object"));
+        };
+        let mut out = Vec::with_capacity(days.len());
+        for (day, n) in days {
+            let (Ok(day), Some(n)) = (day.parse::<u32>(), wire::count_of(n)) else {
+                return Err(malformed(&what, format!("bad day entry {day:?}")));
+            };
+            out.push((day, n));
+        }
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    async fn album_cursors(&self) -> Result<Vec<crate::cloud::AlbumCursor>, CloudError> {
+        let what = "the album cursors (album/full)";
+        let data = self.get_data("gallery/album/full", &[], what).await?;
+        let Some(list) = data.get("albums").and_then(|a| a.as_array()) else {
+            return Err(malformed(what, "no albums array"));
+        };
+        let mut out = Vec::with_capacity(list.len());
+        for raw in list {
+            match wire::parse_album_cursor(raw) {
+                Ok(c) => out.push(c),
+                Err(why) => tracing::warn!(%why, "skipping a malformed album/full entry"),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_changes(
+        &self,
+        album: AlbumId,
+        tag: u64,
+    ) -> Result<crate::cloud::ChangePage, CloudError> {
+        let what = format!("the changes of album {album} after tag {tag}");
+        let data = self
+            .get_data(
+                "gallery/allitems",
+                &[
+                    ("groupId", album.to_string()),
+                    ("tag", tag.to_string()),
+                    ("limit", ALLITEMS_LIMIT.to_string()),
+                    ("simpleResult", "false".into()),
+                ],
+                &what,
+            )
+            .await?;
+        let content = data
+            .get("content")
+            .and_then(|c| c.as_array())
+            .ok_or_else(|| malformed(&what, "no content array"))?;
+        let sync_tag = data
+            .get("syncTag")
+            .and_then(wire::count_of)
+            .ok_or_else(|| malformed(&what, "no syncTag"))?;
+        let mut page = crate::cloud::ChangePage {
+            sync_tag,
+            last_page: data
+                .get("lastPage")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(content.is_empty()),
+            ..Default::default()
+        };
+        for raw in content {
+            if raw.get("status").and_then(|s| s.as_str()) == Some("deleted") {
+                match wire::id_value(raw.get("id")) {
+                    Some(id) => page.deleted.push(ItemId(id)),
+                    None => tracing::warn!(%album, "skipping a tombstone without an id"),
+                }
+            } else {
+                page.items
+                    .extend(parse_items(std::slice::from_ref(raw), album));
+            }
+        }
+        if sync_tag <= tag && !page.last_page {
+            return Err(malformed(&what, "the cursor did not advance"));
+        }
+        Ok(page)
+    }
+
+    async fn list_recordings(&self) -> Result<Vec<crate::cloud::RecordingEntry>, CloudError> {
+        let what = "the recordings";
+        let mut out = Vec::new();
+        for page in 0..MAX_PAGES {
+            let data = self
+                .get_data(
+                    "sfs/ns/recorder/dir/0/list",
+                    &[
+                        ("limit", RECORDINGS_PAGE.to_string()),
+                        ("offset", (page * RECORDINGS_PAGE).to_string()),
+                    ],
+                    what,
+                )
+                .await?;
+            let list = data
+                .get("list")
+                .and_then(|l| l.as_array())
+                .ok_or_else(|| malformed(what, "no list array"))?;
+            for raw in list {
+                match wire::parse_recording(raw) {
+                    Ok(r) => out.push(r),
+                    Err(why) => tracing::warn!(%why, "skipping a malformed recording"),
+                }
+            }
+            // No isLastPage here (spec §3.12): a short page is the last.
+            if list.len() < RECORDINGS_PAGE as usize {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
+        let what = format!("the download of item {id}");
+        with_retries(&what, || self.try_download(id, false)).await
+    }
+
+    async fn open_item_download(&self, item: &Item) -> Result<Download, CloudError> {
+        let recording = item.kind == crate::model::MediaKind::Recording;
+        let what = format!("the download of item {}", item.id);
+        with_retries(&what, || self.try_download(item.id, recording)).await
+    }
+
+    async fn resolve(&self, item: &Item) -> Result<Resolved, CloudError> {
+        let recording = item.kind == crate::model::MediaKind::Recording;
+        self.resolve_once(item.id, recording).await
     }
 
     async fn fetch(

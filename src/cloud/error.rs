@@ -83,6 +83,10 @@ pub enum CloudError {
     )]
     Malformed { what: String, detail: String },
 
+    /// This client (a test fake) does not offer the endpoint; the caller uses another way.
+    #[error("the service offers no {0} here")]
+    NotSupported(&'static str),
+
     /// The configuration is unusable (bad base URL and the like).
     #[error("{0}")]
     Config(String),

@@ -45,6 +45,16 @@ pub struct FakeGallery {
 }
 
 impl FakeGallery {
+    /// Steps 1 and 2 of a download of `id`: counted, delayed, refused for a deleted item.
+    async fn resolve_id(&self, id: ItemId) -> Result<Resolved, CloudError> {
+        self.delay().await?;
+        self.resolves.fetch_add(1, Ordering::SeqCst);
+        if self.deleted.lock().unwrap().contains(&id) {
+            return Err(CloudError::ItemDeleted(id.to_string()));
+        }
+        Ok(Resolved::bare(id))
+    }
+
     pub const CHUNK: usize = 64 << 10;
 
     pub fn new() -> FakeGallery {
@@ -124,17 +134,12 @@ impl GalleryApi for FakeGallery {
     }
 
     async fn open_download(&self, id: ItemId) -> Result<Download, CloudError> {
-        let r = self.resolve(id).await?;
+        let r = self.resolve_id(id).await?;
         self.fetch(&r, None).await
     }
 
-    async fn resolve(&self, id: ItemId) -> Result<Resolved, CloudError> {
-        self.delay().await?;
-        self.resolves.fetch_add(1, Ordering::SeqCst);
-        if self.deleted.lock().unwrap().contains(&id) {
-            return Err(CloudError::ItemDeleted(id.to_string()));
-        }
-        Ok(Resolved::bare(id))
+    async fn resolve(&self, item: &Item) -> Result<Resolved, CloudError> {
+        self.resolve_id(item.id).await
     }
 
     async fn fetch(

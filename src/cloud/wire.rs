@@ -109,6 +109,74 @@ fn str_of(v: Option<&Value>) -> Option<&str> {
     v?.as_str()
 }
 
+/// An id (string or number) as `u64`.
+pub(crate) fn id_value(v: Option<&Value>) -> Option<u64> {
+    id_of(v)
+}
+
+/// A non-negative count or tag given as a number or a decimal string.
+pub(crate) fn count_of(v: &Value) -> Option<u64> {
+    id_of(Some(v))
+}
+
+/// Parses one album of `album/full` (spec §3.8) into its cursor.
+pub(crate) fn parse_album_cursor(v: &Value) -> Result<crate::cloud::AlbumCursor, String> {
+    let id = id_of(v.get("albumId")).ok_or("albumId missing or not an integer")?;
+    Ok(crate::cloud::AlbumCursor {
+        id: AlbumId(id),
+        incremental_tag: id_of(v.get("incrementalTag")).unwrap_or(0),
+        total: id_of(v.get("totalImageCount")).unwrap_or(0),
+    })
+}
+
+/// Parses one recording of `/sfs/ns/recorder/dir/0/list` (spec §3.12). The wire `name` is the
+/// real name followed by four `_<digits>` groups, the second of which is the type.
+pub(crate) fn parse_recording(v: &Value) -> Result<crate::cloud::RecordingEntry, String> {
+    let id = id_of(v.get("id")).ok_or("id missing or not an integer")?;
+    let sha1 = str_of(v.get("sha1"))
+        .and_then(Sha1Digest::from_hex)
+        .ok_or("sha1 missing or not 40 hex digits")?;
+    let size = id_of(v.get("size")).ok_or("size missing or not an integer")?;
+    if size > MAX_ITEM_SIZE {
+        return Err(format!("size {size} is implausible (over 1 TiB)"));
+    }
+    let wire_name = str_of(v.get("name")).unwrap_or("");
+    let (file_name, kind) = split_recording_name(wire_name);
+    Ok(crate::cloud::RecordingEntry {
+        id,
+        file_name: file_name.to_string(),
+        kind,
+        size,
+        sha1,
+        create_time_ms: int_of(v.get("create_time")).unwrap_or(0),
+        modify_time_ms: int_of(v.get("modify_time"))
+            .or_else(|| int_of(v.get("create_time")))
+            .unwrap_or(0),
+    })
+}
+
+/// `meeting.m4a_686_0_1641032438000_1666737108163` → (`meeting.m4a`, 0). A name without the
+/// four groups is kept whole, as type 0.
+pub(crate) fn split_recording_name(name: &str) -> (&str, u8) {
+    let mut rest = name;
+    let mut groups = Vec::with_capacity(4);
+    for _ in 0..4 {
+        match rest.rfind('_') {
+            Some(i)
+                if !rest[i + 1..].is_empty()
+                    && rest[i + 1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                groups.push(&rest[i + 1..]);
+                rest = &rest[..i];
+            }
+            _ => return (name, 0),
+        }
+    }
+    // groups are in reverse: [modify, create, type, first]
+    let kind = groups[2].parse::<u8>().unwrap_or(0);
+    (rest, kind)
+}
+
 /// Parses one album object of `album/list`.
 pub(crate) fn parse_album(v: &Value) -> Result<Album, String> {
     let id = id_of(v.get("albumId")).ok_or("albumId missing or not an integer")?;

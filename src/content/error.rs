@@ -11,7 +11,7 @@ use crate::model::{Item, ItemId};
 
 #[derive(Clone, Debug, Error)]
 pub enum ContentError {
-    #[error("item {0} was deleted in the cloud (it has gone to the recycle bin or for good)")]
+    #[error("item {0} was deleted in the cloud (recycle bin or for good); it stays listed until the next mount")]
     Deleted(ItemId),
 
     #[error("item {id} does not match its listing: {detail}")]

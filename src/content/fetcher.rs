@@ -203,7 +203,7 @@ async fn resolved(
         t,
         stall,
         "resolving the download URL",
-        cache.api.resolve(t.item.id),
+        cache.api.resolve(&t.item),
     )
     .await?
     {

@@ -15,15 +15,25 @@
 //!   `FUSE_MAX_PAGES`), keep 64 requests in the background, and the daemon raises the
 //!   mount's readahead to [`READAHEAD_KB`] where it may (`/sys/class/bdi`, root only).
 //! - Every write-like operation answers EROFS; the mount is also made `ro` in the kernel.
+//! - The tree is a [`LiveView`]: a refresh swaps in a new `View` and tells the kernel what
+//!   changed ([`invalidate`]); a request works on the view it started with.
+//! - `readdir[plus]` starts at any offset in O(1) (the offset indexes the sorted children);
+//!   the xattrs `ls -l` asks of every entry (`security.selinux`, `system.posix_acl_*`) are
+//!   answered ENODATA before anything is looked up. The root carries `user.micloudfs.pid`,
+//!   `.refreshes` and `.last_refresh`, which `micloudfs refresh` reads.
 
 pub mod data;
 mod errno;
+mod invalidate;
 pub mod passthrough;
 pub mod prefetch;
 pub mod viewtree;
 
+pub use invalidate::invalidate;
+
 use std::ffi::OsStr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::content::ContentCache;
@@ -36,7 +46,7 @@ use fuser::{
 };
 use passthrough::Passthrough;
 
-/// Entries and attributes never change while mounted (a refresh will invalidate them).
+/// Entries and attributes never change while mounted (the tree is built once, at mount).
 const ATTR_TTL: Duration = Duration::from_secs(3600);
 /// `st_blksize`: `cp` and friends size their buffers from it; 128 KiB halves the upcalls
 /// of the 4 KiB default... and matches the kernel's largest FUSE read.
@@ -47,8 +57,49 @@ const BLKSIZE: u32 = 128 * 1024;
 /// pulling in more than 2 MiB).
 pub const READAHEAD_KB: u32 = 1024;
 
+/// The tree being served, replaced whole by a refresh, and what the mount says about itself
+/// (the root's `user.micloudfs.*` attributes, read by `micloudfs refresh`).
+pub struct LiveView {
+    current: RwLock<Arc<View>>,
+    /// Completed refreshes (attempts, failed or not).
+    pub refreshes: AtomicU64,
+    /// One line on the last refresh (or the first sync), and the albums that are incomplete.
+    pub last_refresh: Mutex<String>,
+}
+
+impl LiveView {
+    pub fn new(view: Arc<View>) -> Arc<LiveView> {
+        Arc::new(LiveView {
+            current: RwLock::new(view),
+            refreshes: AtomicU64::new(0),
+            last_refresh: Mutex::new(String::new()),
+        })
+    }
+
+    pub fn get(&self) -> Arc<View> {
+        self.current
+            .read()
+            .map(|v| Arc::clone(&v))
+            .unwrap_or_else(|p| Arc::clone(&p.into_inner()))
+    }
+
+    /// Serves `view` from now on; returns the one it replaces.
+    pub fn replace(&self, view: Arc<View>) -> Arc<View> {
+        let mut cur = self.current.write().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut *cur, view)
+    }
+
+    /// Records the end of a refresh (`line` says how it went).
+    pub fn refreshed(&self, line: String) {
+        if let Ok(mut l) = self.last_refresh.lock() {
+            *l = line;
+        }
+        self.refreshes.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 pub struct GalleryFs {
-    view: Arc<View>,
+    live: Arc<LiveView>,
     core: Arc<DataCore>,
     passthrough: Arc<Passthrough>,
     rt: tokio::runtime::Handle,
@@ -57,13 +108,17 @@ pub struct GalleryFs {
 }
 
 impl GalleryFs {
-    pub fn new(view: Arc<View>, content: Arc<ContentCache>, rt: tokio::runtime::Handle) -> Self {
+    pub fn new(
+        live: Arc<LiveView>,
+        content: Arc<ContentCache>,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
         // SAFETY: geteuid/getegid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let cap = content.max_bytes();
-        let tree = Arc::new(viewtree::ViewTree(view.clone()));
+        let tree = Arc::new(viewtree::ViewTree(live.clone()));
         GalleryFs {
-            view,
+            live,
             core: Arc::new(DataCore::new(tree, content, cap, rt.clone())),
             passthrough: Arc::new(Passthrough::new()),
             rt,
@@ -118,28 +173,28 @@ impl GalleryFs {
         }
     }
 
-    /// The entries of a directory from position `offset` on, "." and ".." first, as
-    /// (next offset, node, name). Lazy: a readdir call costs the entries it returns, not the
-    /// size of the directory (a 100 000-file album is read in a few hundred calls).
-    fn entries<'a>(
-        &'a self,
-        dir: &'a Node,
-        children: &'a [Ino],
-        offset: u64,
-    ) -> impl Iterator<Item = (u64, &'a Node, &'a str)> + 'a {
-        let parent = self.view.node(dir.parent.max(1)).unwrap_or(dir);
-        let dots = [(dir, "."), (parent, "..")].into_iter();
-        let rest = children
-            .iter()
-            .filter_map(|&c| self.view.node(c).map(|n| (n, n.name.as_str())));
-        dots.chain(rest)
-            .enumerate()
-            .skip(offset as usize)
-            .map(|(i, (node, name))| (i as u64 + 1, node, name))
+    fn view(&self) -> Arc<View> {
+        self.live.get()
     }
 
-    fn xattrs(&self, ino: Ino) -> Vec<(&'static str, String)> {
-        match self.view.item(ino) {
+    fn xattrs(&self, view: &View, ino: Ino) -> Vec<(&'static str, String)> {
+        if ino == crate::view::ROOT_INO {
+            let last = self
+                .live
+                .last_refresh
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default();
+            return vec![
+                ("user.micloudfs.pid", std::process::id().to_string()),
+                (
+                    "user.micloudfs.refreshes",
+                    self.live.refreshes.load(Ordering::SeqCst).to_string(),
+                ),
+                ("user.micloudfs.last_refresh", last),
+            ];
+        }
+        match view.item(ino) {
             Some(it) => vec![
                 ("user.micloud.id", it.id.to_string()),
                 ("user.micloud.sha1", it.sha1.to_hex()),
@@ -149,6 +204,35 @@ impl GalleryFs {
             None => vec![],
         }
     }
+}
+
+/// The entries of a directory from position `offset` on, "." and ".." first, as
+/// (next offset, node, name). O(1) to start at any offset and O(1) per entry: a readdir call
+/// costs the entries it returns, never the ones before them (a 100 000-file album is read in
+/// a few hundred calls, each as cheap as the first).
+fn entries<'a>(
+    view: &'a View,
+    dir: &'a Node,
+    children: &'a [Ino],
+    offset: u64,
+) -> impl Iterator<Item = (u64, &'a Node, &'a str)> + 'a {
+    let parent = view.node(dir.parent.max(1)).unwrap_or(dir);
+    let dots: [(&Node, &str); 2] = [(dir, "."), (parent, "..")];
+    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+    let dots = dots
+        .into_iter()
+        .enumerate()
+        .skip(start)
+        .map(|(i, (n, name))| (i as u64 + 1, n, name));
+    let first_child = start.saturating_sub(2).min(children.len());
+    let rest = children[first_child..]
+        .iter()
+        .enumerate()
+        .filter_map(move |(k, &c)| {
+            let pos = (first_child + k + 2) as u64;
+            view.node(c).map(|n| (pos + 1, n, n.name.as_str()))
+        });
+    dots.chain(rest)
 }
 
 /// Answers an xattr request of `size` with `data` (a size probe when `size` is 0).
@@ -188,7 +272,8 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let found = name.to_str().and_then(|n| self.view.lookup(parent.0, n));
+        let view = self.view();
+        let found = name.to_str().and_then(|n| view.lookup(parent.0, n));
         match found {
             Some(node) => reply.entry(&ATTR_TTL, &self.attr(node), Generation(0)),
             None => reply.error(Errno::ENOENT),
@@ -196,7 +281,7 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.view.node(ino.0) {
+        match self.view().node(ino.0) {
             Some(node) => reply.attr(&ATTR_TTL, &self.attr(node)),
             None => reply.error(Errno::ENOENT),
         }
@@ -289,7 +374,7 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.view.children(ino.0) {
+        match self.view().children(ino.0) {
             Some(_) => reply.opened(
                 FileHandle(0),
                 FopenFlags::FOPEN_KEEP_CACHE | FopenFlags::FOPEN_CACHE_DIR,
@@ -306,10 +391,11 @@ impl fuser::Filesystem for GalleryFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let (Some(dir), Some(children)) = (self.view.node(ino.0), self.view.children(ino.0)) else {
+        let view = self.view();
+        let (Some(dir), Some(children)) = (view.node(ino.0), view.children(ino.0)) else {
             return reply.error(Errno::ENOTDIR);
         };
-        for (next, node, name) in self.entries(dir, children, offset) {
+        for (next, node, name) in entries(&view, dir, children, offset) {
             let kind = if node.kind == NodeKind::Dir {
                 FileType::Directory
             } else {
@@ -330,10 +416,11 @@ impl fuser::Filesystem for GalleryFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let (Some(dir), Some(children)) = (self.view.node(ino.0), self.view.children(ino.0)) else {
+        let view = self.view();
+        let (Some(dir), Some(children)) = (view.node(ino.0), view.children(ino.0)) else {
             return reply.error(Errno::ENOTDIR);
         };
-        for (next, node, name) in self.entries(dir, children, offset) {
+        for (next, node, name) in entries(&view, dir, children, offset) {
             let attr = self.attr(node);
             if reply.add(
                 INodeNo(node.ino),
@@ -350,21 +437,27 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        let bytes = self
-            .view
+        let view = self.view();
+        let bytes = view
             .items()
             .iter()
             .fold(0u64, |t, i| t.saturating_add(i.size));
-        let files = self.view.items().len() as u64;
+        let files = view.items().len() as u64;
         reply.statfs(bytes.div_ceil(4096), 0, 0, files, 0, 4096, 255, 4096);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        if self.view.node(ino.0).is_none() {
+        // What `ls -l` asks of every entry (security.selinux, system.posix_acl_*): answered
+        // before anything is looked up.
+        if !name.as_encoded_bytes().starts_with(b"user.") {
+            return reply.error(Errno::NO_XATTR);
+        }
+        let view = self.view();
+        if view.node(ino.0).is_none() {
             return reply.error(Errno::ENOENT);
         }
         match self
-            .xattrs(ino.0)
+            .xattrs(&view, ino.0)
             .into_iter()
             .find(|(n, _)| OsStr::new(n) == name)
         {
@@ -374,11 +467,12 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        if self.view.node(ino.0).is_none() {
+        let view = self.view();
+        if view.node(ino.0).is_none() {
             return reply.error(Errno::ENOENT);
         }
         let mut names = Vec::new();
-        for (n, _) in self.xattrs(ino.0) {
+        for (n, _) in self.xattrs(&view, ino.0) {
             names.extend_from_slice(n.as_bytes());
             names.push(0);
         }
@@ -386,7 +480,7 @@ impl fuser::Filesystem for GalleryFs {
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: fuser::AccessFlags, reply: ReplyEmpty) {
-        if self.view.node(ino.0).is_none() {
+        if self.view().node(ino.0).is_none() {
             reply.error(Errno::ENOENT)
         } else if mask.bits() & libc::W_OK != 0 {
             reply.error(Errno::EROFS)

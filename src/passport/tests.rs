@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::*;
-use crate::sim::{self, AccountsConfig, SimConfig, SimHandle};
+use micloud_sim::{self as sim, AccountsConfig, SimConfig, SimHandle};
 
 type Answer = Box<dyn FnMut(&Value) -> String + Send>;
 
@@ -512,6 +512,7 @@ async fn qr_login_expires_when_nobody_scans() {
         .unwrap_err();
     assert!(matches!(err, LoginError::QrExpired { secs: 1 }), "{err:?}");
     assert!(err.to_string().contains("micloudfs login --qr"));
+    // A guard against waiting forever, not a measurement (the ticket lives 1 s).
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 

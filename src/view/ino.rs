@@ -14,7 +14,7 @@
 //! | a `SHA1SUMS` | `sha1sums:albums`, `sha1sums:by-date` |
 //!
 //! So the same catalog gives the same inodes on every mount, whatever the input order, and a
-//! refresh keeps the inode of every node that is still there. With 63-bit values and 200 000
+//! newer catalog keeps the inode of every node that is still there. With 63-bit values and 200 000
 //! nodes the chance of any collision is about n²/2⁶⁴ ≈ 2·10⁻⁹; a collision is still detected
 //! and resolved deterministically: the node allocated later (the view allocates in a fixed
 //! order that does not depend on input order) re-hashes `key + "#" + counter`, counter = 1, 2, ...
@@ -41,30 +41,48 @@ pub fn ino_for_key(key: &[u8], counter: u32) -> Ino {
     u64::from_be_bytes(first) & (u64::MAX >> 1)
 }
 
-/// Hands out unique inodes for keys, in call order.
+/// Hands out unique inodes for keys, in call order. Inodes handed out by an earlier build
+/// (kept in the catalog) are *reserved*: only the node they were handed to gets one back
+/// ([`InoAllocator::alloc_kept`]), a new node never takes one, even on a hash collision.
 #[derive(Debug)]
 pub struct InoAllocator {
     used: HashSet<Ino, BuildHasherDefault<InoHasher>>,
+    reserved: HashSet<Ino, BuildHasherDefault<InoHasher>>,
 }
 
 impl InoAllocator {
     pub fn with_capacity(n: usize) -> InoAllocator {
+        InoAllocator::with_reserved(n, std::iter::empty())
+    }
+
+    /// An allocator that keeps `reserved` for the nodes they were handed to before.
+    pub fn with_reserved(n: usize, reserved: impl Iterator<Item = Ino>) -> InoAllocator {
         let mut used = HashSet::with_capacity_and_hasher(n, Default::default());
         used.insert(0);
         used.insert(ROOT_INO);
-        InoAllocator { used }
+        let reserved = reserved.filter(|&i| i > ROOT_INO).collect();
+        InoAllocator { used, reserved }
     }
 
-    /// The inode of `key`: its hash, or on a collision with an earlier key the first free
-    /// re-hash.
+    /// The inode of `key`: its hash, or on a collision with an earlier key (or a reserved
+    /// inode) the first free re-hash.
     pub fn alloc(&mut self, key: &[u8]) -> Ino {
         let mut counter = 0;
         loop {
             let ino = ino_for_key(key, counter);
-            if self.used.insert(ino) {
+            if !self.reserved.contains(&ino) && self.used.insert(ino) {
                 return ino;
             }
             counter += 1;
+        }
+    }
+
+    /// `kept` (the inode handed to this node before) when it is still free, else
+    /// [`InoAllocator::alloc`] of `key`.
+    pub fn alloc_kept(&mut self, key: &[u8], kept: Option<Ino>) -> Ino {
+        match kept {
+            Some(ino) if ino > ROOT_INO && self.used.insert(ino) => ino,
+            _ => self.alloc(key),
         }
     }
 }
@@ -102,6 +120,21 @@ mod tests {
         assert_ne!(a, ino_for_key(b"albums-file:1", 1));
         assert_ne!(a, ino_for_key(b"by-date-file:1", 0));
         assert!(a >> 63 == 0);
+    }
+
+    #[test]
+    fn kept_inodes_are_reserved() {
+        let taken = ino_for_key(b"new", 0);
+        let mut alloc = InoAllocator::with_reserved(4, [taken].into_iter());
+        // A new key that hashes onto a reserved inode moves on.
+        assert_eq!(alloc.alloc(b"new"), ino_for_key(b"new", 1));
+        // The node it was handed to gets it back.
+        assert_eq!(alloc.alloc_kept(b"old", Some(taken)), taken);
+        // Once used, a second claim falls back to the key's hash.
+        assert_eq!(
+            alloc.alloc_kept(b"old", Some(taken)),
+            ino_for_key(b"old", 0)
+        );
     }
 
     #[test]

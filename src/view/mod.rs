@@ -1,12 +1,16 @@
 //! The directory tree shown by the mount, computed from the catalog. Pure: no I/O, no FUSE.
 //!
 //! ```text
-//! /                                 ino 1: exactly `albums` and `by-date`
+//! /                                 ino 1: `albums`, `by-date` (and `recordings`)
 //! /albums/<album>/<file>            every visible item once, in the directory of its album
 //! /albums/SHA1SUMS                  "<sha1>  <album>/<file>\n" per file, sorted by path bytes
 //! /by-date/<YYYY>/<MM>/<file>       every visible item once, by capture month (see `dates`)
 //! /by-date/SHA1SUMS                 "<sha1>  <YYYY>/<MM>/<file>\n", sorted
+//! /recordings/<type>/<file>         voice (Recorder), call (Calls), FM and app recordings
 //! ```
+//!
+//! `recordings/` exists only when the account has recordings (items of kind `Recording`,
+//! whose album id is their type); they appear nowhere else.
 //!
 //! **Albums.** Album directories are named `Camera`/`Screenshots`/`Private` for the system
 //! albums 1/2/1000, else from the album's name (made safe; `Album <id>` when it has none).
@@ -20,7 +24,7 @@
 //! never renames an existing file.
 //!
 //! **Inodes** are hashes of stable keys (the item id, the album id, the by-date path): see
-//! [`ino`]. Same catalog, same inodes, whatever the input order; a refresh keeps them.
+//! [`ino`]. Same catalog, same inodes, whatever the input order; a newer catalog keeps them.
 //!
 //! **Attributes.** A file's size is `item.size` and its mtime `date_taken_ms`; a directory's
 //! size is 0 and its mtime the max of everything below it (an empty album: its
@@ -53,7 +57,8 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::model::{Album, AlbumId, Item};
+use crate::catalog::{HandedDir, HandedFile, HandedName};
+use crate::model::{Album, AlbumId, Item, MediaKind};
 
 use self::ino::{InoAllocator, InoMap};
 use self::naming::DirNames;
@@ -67,6 +72,19 @@ pub const SHA1SUMS_NAME: &str = "SHA1SUMS";
 /// The root's two directories.
 pub const ALBUMS_DIR: &str = "albums";
 pub const BY_DATE_DIR: &str = "by-date";
+/// The folder of voice, call, FM and app recordings (only when the account has some).
+pub const RECORDINGS_DIR: &str = "recordings";
+
+/// The folder of one type of recording (spec §3.12: `0` recorder, `1` call, `2` FM, `3` app).
+pub fn recording_dir_name(kind: u64) -> String {
+    match kind {
+        0 => "Recorder".into(),
+        1 => "Calls".into(),
+        2 => "FM".into(),
+        3 => "Apps".into(),
+        other => format!("Type {other}"),
+    }
+}
 
 /// The zone used to bucket items without `exifInfo.dateTime` into `by-date/<YYYY>/<MM>`.
 #[derive(Clone, Debug, Default)]
@@ -194,7 +212,22 @@ impl Builder {
         size: u64,
         mtime_ms: i64,
     ) -> u32 {
-        let ino = self.inos.alloc(key);
+        self.add_kept(key, None, parent, name, kind, size, mtime_ms)
+    }
+
+    /// [`Builder::add`] for a node that was handed `kept` before (see [`InoAllocator`]).
+    #[allow(clippy::too_many_arguments)]
+    fn add_kept(
+        &mut self,
+        key: &[u8],
+        kept: Option<Ino>,
+        parent: u32,
+        name: String,
+        kind: NodeKind,
+        size: u64,
+        mtime_ms: i64,
+    ) -> u32 {
+        let ino = self.inos.alloc_kept(key, kept);
         self.push(ino, parent, name, kind, size, mtime_ms)
     }
 
@@ -232,22 +265,41 @@ impl Builder {
 
     /// Adds the files `order` (indices into `items`, in upload order) to directory `dir`,
     /// naming them uniquely; returns the max mtime of the files (`None` if there are none).
-    fn add_files(
+    ///
+    /// Names handed out before (`kept`) are taken first, in claim order, when still free and
+    /// valid; the others claim a name as usual, around them.
+    fn add_files<'k>(
         &mut self,
         dir: u32,
         items: &[Item],
         order: &[usize],
         key_prefix: &str,
+        kept: &dyn Fn(usize) -> Option<&'k HandedName>,
     ) -> Option<i64> {
         let mut names = DirNames::new();
+        let mut given: Vec<Option<String>> = vec![None; order.len()];
+        for (k, &i) in order.iter().enumerate() {
+            if let Some(h) = kept(i) {
+                if naming::is_valid_name(&h.name) && !names.is_taken(&h.name) {
+                    names.reserve(&h.name);
+                    given[k] = Some(h.name.clone());
+                }
+            }
+        }
         let mut mtime = None;
-        for &i in order {
+        for (k, &i) in order.iter().enumerate() {
             let item = &items[i];
-            let base = naming::file_base_name(&item.file_name, item.id.0, &item.mime_type);
-            let name = names.claim_file(&base, item.id.0);
+            let name = match given[k].take() {
+                Some(n) => n,
+                None => {
+                    let base = naming::file_base_name(&item.file_name, item.id.0, &item.mime_type);
+                    names.claim_file(&base, item.id.0)
+                }
+            };
             let key = format!("{key_prefix}{}", item.id);
-            self.add(
+            self.add_kept(
                 key.as_bytes(),
+                kept(i).map(|h| h.ino),
                 dir,
                 name,
                 NodeKind::File(i),
@@ -279,8 +331,21 @@ impl Builder {
     }
 }
 
-/// The tree for one catalog snapshot. Immutable once built (rebuild on refresh); `Send + Sync`.
+/// Names and inodes handed out by earlier builds, from the catalog: a build keeps them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Kept<'a> {
+    /// Per item, in the order of the items given to the build (or empty).
+    pub files: &'a [HandedFile],
+    pub dirs: Option<&'a HashMap<AlbumId, HandedDir>>,
+}
+
+/// The tree for one catalog snapshot. Immutable once built (a refresh builds a new one);
+/// `Send + Sync`.
 pub struct View {
+    /// `recordings/`, when the account has recordings.
+    recordings_ino: Option<Ino>,
+    /// The album directories handed out, with the base names they came from.
+    album_dirs: Vec<(AlbumId, HandedDir)>,
     items: Arc<[Item]>,
     tree: Tree,
     sums: Vec<SumsFile>,
@@ -294,11 +359,50 @@ impl View {
     /// Never fails: hostile names are made safe, items of unknown albums get a directory,
     /// duplicate album entries count once (the first).
     pub fn build(albums: &[Album], items: Arc<[Item]>, opts: &ViewOptions) -> View {
+        View::build_kept(albums, items, Kept::default(), opts)
+    }
+
+    /// The tree of a catalog loaded from its store, keeping every name and inode it handed
+    /// out before.
+    pub fn of_catalog(catalog: &crate::catalog::Catalog, opts: &ViewOptions) -> View {
+        View::build_kept(
+            &catalog.albums,
+            catalog.items.clone(),
+            Kept {
+                files: &catalog.handed,
+                dirs: Some(&catalog.dirs),
+            },
+            opts,
+        )
+    }
+
+    /// [`View::build`], keeping the names and inodes handed out before (see the module doc).
+    pub fn build_kept(
+        albums: &[Album],
+        items: Arc<[Item]>,
+        kept: Kept<'_>,
+        opts: &ViewOptions,
+    ) -> View {
+        let kept_file = |i: usize| kept.files.get(i);
+        let kept_album = |i: usize| kept_file(i).and_then(|h| h.album.as_ref());
+        let kept_date = |i: usize| kept_file(i).and_then(|h| h.date.as_ref());
+        let reserved = kept
+            .files
+            .iter()
+            .flat_map(|h| [h.album.as_ref(), h.date.as_ref()])
+            .flatten()
+            .map(|h| h.ino)
+            .chain(
+                kept.dirs
+                    .into_iter()
+                    .flat_map(|d| d.values().map(|h| h.ino)),
+            );
         let shown = |a: AlbumId| opts.include_private || a != AlbumId::PRIVATE;
 
         // Visible items in upload order: the order in which names are claimed.
+        let is_recording = |i: usize| items[i].kind == MediaKind::Recording;
         let mut order: Vec<usize> = (0..items.len())
-            .filter(|&i| shown(items[i].album_id))
+            .filter(|&i| !is_recording(i) && shown(items[i].album_id))
             .collect();
         order.sort_unstable_by_key(|&i| (items[i].create_time_ms, items[i].id, i));
 
@@ -317,7 +421,7 @@ impl View {
         let mut b = Builder {
             nodes: Vec::with_capacity(2 * order.len() + album_ids.len() + 64),
             kids: HashMap::new(),
-            inos: InoAllocator::with_capacity(2 * order.len() + album_ids.len() + 64),
+            inos: InoAllocator::with_reserved(2 * order.len() + album_ids.len() + 64, reserved),
         };
         let root = b.push(ROOT_INO, 0, String::new(), NodeKind::Dir, 0, 0);
         let albums_dir = b.add(
@@ -342,17 +446,58 @@ impl View {
         album_names.reserve(SHA1SUMS_NAME);
         let mut albums_mtime: Option<i64> = None;
         let mut files_mtime: Option<i64> = None;
-        for id in &album_ids {
-            let album = listed.get(id);
-            let base = match id.system_name() {
+        let bases: Vec<String> = album_ids
+            .iter()
+            .map(|id| match id.system_name() {
                 Some(s) => s.to_owned(),
-                None => naming::album_base_name(album.and_then(|a| a.name.as_deref()), id.0),
+                None => {
+                    naming::album_base_name(listed.get(id).and_then(|a| a.name.as_deref()), id.0)
+                }
+            })
+            .collect();
+        // Directories handed out before keep their name while their base is the same (a
+        // renamed album's directory moves to a name from its new base, keeping its inode).
+        let kept_dir = |id: &AlbumId| kept.dirs.and_then(|d| d.get(id));
+        let mut given: Vec<Option<String>> = vec![None; album_ids.len()];
+        for (k, id) in album_ids.iter().enumerate() {
+            if let Some(h) = kept_dir(id) {
+                if h.base == bases[k]
+                    && naming::is_valid_name(&h.name)
+                    && !album_names.is_taken(&h.name)
+                {
+                    album_names.reserve(&h.name);
+                    given[k] = Some(h.name.clone());
+                }
+            }
+        }
+        let mut album_dirs = Vec::with_capacity(album_ids.len());
+        for (k, id) in album_ids.iter().enumerate() {
+            let album = listed.get(id);
+            let base = &bases[k];
+            let name = match given[k].take() {
+                Some(n) => n,
+                None => album_names.claim_dir(base, id.0),
             };
-            let name = album_names.claim_dir(&base, id.0);
             let key = format!("album-dir:{id}");
-            let dir = b.add(key.as_bytes(), albums_dir, name, NodeKind::Dir, 0, 0);
+            let dir = b.add_kept(
+                key.as_bytes(),
+                kept_dir(id).map(|h| h.ino),
+                albums_dir,
+                name.clone(),
+                NodeKind::Dir,
+                0,
+                0,
+            );
+            album_dirs.push((
+                *id,
+                HandedDir {
+                    base: base.clone(),
+                    name,
+                    ino: b.nodes[dir as usize].ino,
+                },
+            ));
             let files = by_album.get(id).map(Vec::as_slice).unwrap_or(&[]);
-            let mtime = b.add_files(dir, &items, files, "albums-file:");
+            let mtime = b.add_files(dir, &items, files, "albums-file:", &kept_album);
             files_mtime = files_mtime.max(mtime);
             let dir_mtime = mtime
                 .or_else(|| album.map(|a| a.last_update_ms))
@@ -408,7 +553,7 @@ impl View {
                 0,
                 0,
             );
-            let mtime = b.add_files(mdir, &items, files, "by-date-file:");
+            let mtime = b.add_files(mdir, &items, files, "by-date-file:", &kept_date);
             b.set_mtime(mdir, mtime.unwrap_or(0));
             by_date_mtime = by_date_mtime.max(mtime);
             year_dir = Some((y, ydir, ymtime.max(mtime)));
@@ -425,7 +570,39 @@ impl View {
             by_date_mtime.unwrap_or(0),
         );
         b.set_mtime(by_date_dir, by_date_mtime.unwrap_or(0));
-        b.set_mtime(root, albums_mtime.max(by_date_mtime).unwrap_or(0));
+
+        // recordings/<type>/, only when the account has recordings.
+        let mut recs: Vec<usize> = (0..items.len()).filter(|&i| is_recording(i)).collect();
+        recs.sort_unstable_by_key(|&i| (items[i].album_id, items[i].create_time_ms, items[i].id));
+        let mut recordings_ino = None;
+        let mut rec_mtime: Option<i64> = None;
+        if !recs.is_empty() {
+            let rdir = b.add(
+                b"dir:recordings",
+                root,
+                RECORDINGS_DIR.to_owned(),
+                NodeKind::Dir,
+                0,
+                0,
+            );
+            recordings_ino = Some(b.nodes[rdir as usize].ino);
+            for group in recs.chunk_by(|&a, &c| items[a].album_id == items[c].album_id) {
+                let kind = items[group[0]].album_id.0;
+                let name = recording_dir_name(kind);
+                let key = format!("dir:recordings/{name}");
+                let dir = b.add(key.as_bytes(), rdir, name, NodeKind::Dir, 0, 0);
+                let mut order = group.to_vec();
+                order.sort_unstable_by_key(|&i| (items[i].create_time_ms, items[i].id));
+                let m = b.add_files(dir, &items, &order, "recordings-file:", &kept_album);
+                b.set_mtime(dir, m.unwrap_or(0));
+                rec_mtime = rec_mtime.max(m);
+            }
+            b.set_mtime(rdir, rec_mtime.unwrap_or(0));
+        }
+        b.set_mtime(
+            root,
+            albums_mtime.max(by_date_mtime).max(rec_mtime).unwrap_or(0),
+        );
 
         let ino_of = |b: &Builder, idx: u32| b.nodes[idx as usize].ino;
         let albums_ino = ino_of(&b, albums_dir);
@@ -452,6 +629,8 @@ impl View {
         }
 
         View {
+            recordings_ino,
+            album_dirs,
             items,
             tree,
             sums,
@@ -463,6 +642,11 @@ impl View {
 
     pub fn node(&self, ino: Ino) -> Option<&Node> {
         self.tree.node(ino)
+    }
+
+    /// Every node, the root first.
+    pub fn nodes(&self) -> &[Node] {
+        &self.tree.nodes
     }
 
     /// The child of directory `parent` whose name is exactly (case-sensitively) `name`.
@@ -530,6 +714,35 @@ impl View {
     /// The inode of `by-date/`.
     pub fn by_date_ino(&self) -> Ino {
         self.by_date_ino
+    }
+
+    /// What this build handed out: per item (in the order given to the build), its name and
+    /// inode under `albums/` and under `by-date/` (both empty for a hidden item); and the
+    /// album directories. The catalog stores them so that the next build keeps them.
+    pub fn handed_out(&self) -> (Vec<HandedFile>, &[(AlbumId, HandedDir)]) {
+        let mut files = vec![HandedFile::default(); self.items.len()];
+        for node in &self.tree.nodes {
+            let NodeKind::File(i) = node.kind else {
+                continue;
+            };
+            let Some(slot) = files.get_mut(i) else {
+                continue;
+            };
+            // Files under albums/<album>/ and recordings/<type>/ keep their name in `album`.
+            let in_albums = self.node(node.parent).is_some_and(|dir| {
+                dir.parent == self.albums_ino || Some(dir.parent) == self.recordings_ino
+            });
+            let h = Some(HandedName {
+                name: node.name.clone(),
+                ino: node.ino,
+            });
+            if in_albums {
+                slot.album = h;
+            } else {
+                slot.date = h;
+            }
+        }
+        (files, &self.album_dirs)
     }
 
     /// The path of a node relative to the mount root (`albums/Camera/a.jpg`; "" for the root),

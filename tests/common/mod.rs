@@ -1,61 +1,62 @@
-//! Test harness for end-to-end tests: a real `micloud-sim` process, a real `micloudfs`
-//! mount (FUSE, as the tests run as root with /dev/fuse), and helpers to compare what
-//! real tools see with the emulator's own manifest (`GET /_sim/items`).
+//! Test harness for end-to-end tests: the emulator (`micloud-sim`, run in this test process
+//! on its own runtime and reached over loopback TCP like any server), a real `micloudfs`
+//! mount (FUSE, as the tests run as root with /dev/fuse), and helpers to compare what real
+//! tools see with the emulator's own manifest (`GET /_sim/items`).
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use sha1::{Digest, Sha1};
 
 pub const MICLOUDFS: &str = env!("CARGO_BIN_EXE_micloudfs");
-pub const SIM: &str = env!("CARGO_BIN_EXE_micloud-sim");
 
-/// A `micloud-sim` process on 127.0.0.1, killed on drop.
+/// `micloud-sim` on 127.0.0.1, with the binary's flags, stopped on drop.
+///
+/// It runs in the test process (the emulator crate is a dev-dependency), on a runtime of its
+/// own, so a test thread blocked on the mount never stalls it; dropping it cuts every open
+/// connection, as killing the process would.
 pub struct Sim {
-    child: Child,
     pub base_url: String,
+    handle: Option<micloud_sim::SimHandle>,
+    runtime: Option<tokio::runtime::Runtime>,
 }
 
 impl Sim {
-    /// Small bodies and no fingerprint cache file unless `args` say otherwise (the binary's
-    /// defaults are realistic sizes and a cache in `~/.cache`).
+    /// The emulator `micloud-sim --listen 127.0.0.1:0 ARGS` would be; small bodies and no
+    /// fingerprint cache file unless `args` say otherwise (the binary's defaults are realistic
+    /// sizes and a cache in `~/.cache`).
     pub fn spawn(args: &[&str]) -> Sim {
         let has = |flag: &str| args.iter().any(|a| a.starts_with(flag));
-        let sizes: &[&str] = if has("--sizes") {
-            &[]
-        } else {
-            &["--sizes", "small"]
-        };
-        let cache: &[&str] = if has("--data-dir") || has("--no-cache") {
-            &[]
-        } else {
-            &["--no-cache"]
-        };
-        let mut child = Command::new(SIM)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(sizes)
-            .args(cache)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start micloud-sim");
-        let stdout = child.stdout.take().expect("sim stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the sim's first line");
-        let base_url = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line from micloud-sim: {line:?}"))
-            .to_string();
-        Sim { child, base_url }
+        let mut argv = vec!["micloud-sim", "--listen", "127.0.0.1:0"];
+        if !has("--sizes") {
+            argv.extend(["--sizes", "small"]);
+        }
+        if !has("--data-dir") && !has("--no-cache") {
+            argv.push("--no-cache");
+        }
+        argv.extend(args);
+        let (config, listen) = micloud_sim::Args::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("bad emulator flags {args:?}: {e}"))
+            .into_config();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("micloud-sim")
+            .enable_all()
+            .build()
+            .expect("the emulator's runtime");
+        let handle = runtime
+            .block_on(micloud_sim::start(config, listen))
+            .unwrap_or_else(|e| panic!("micloud-sim {args:?} cannot start: {e}"));
+        Sim {
+            base_url: handle.base_url(),
+            handle: Some(handle),
+            runtime: Some(runtime),
+        }
     }
 
     pub fn get_json(&self, path: &str) -> serde_json::Value {
@@ -122,16 +123,28 @@ impl Sim {
         self.get_json("/_sim/stats")
     }
 
-    /// The emulator's process id (to stop it with SIGSTOP, say).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
+    /// Makes every request from now on go silent (the status, headers and at most the first
+    /// 32 KiB of its body, then nothing for `secs`): the emulator runs in this process, so
+    /// this stands for a service stopped with SIGSTOP or a dead network.
+    pub fn go_silent(&self, secs: u64) {
+        self.post_json(
+            "/_sim/faults",
+            serde_json::json!({"rates": {"stall": 100}, "stallSecs": secs}),
+        );
+    }
+
+    /// Ends [`Sim::go_silent`] for new requests.
+    pub fn speak_again(&self) {
+        self.post_json("/_sim/faults", serde_json::json!({"rates": {"stall": 0}}));
     }
 }
 
 impl Drop for Sim {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        drop(self.handle.take());
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
     }
 }
 
@@ -458,15 +471,53 @@ pub fn xattr_names(path: &Path) -> Vec<String> {
 }
 
 /// The pid of the daemon serving `mnt` (a `micloudfs mount` process naming it).
+/// Whether process `pid` is gone, or a zombie (its parent has not reaped it) whose other
+/// threads have exited too: only then are its descriptors (/dev/fuse among them) closed.
+pub fn is_gone_or_zombie(pid: i32) -> bool {
+    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
+    threads <= 1
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
+}
+
+/// The daemon of the mount on `mnt`: of the `micloudfs mount MNT` processes, the one whose
+/// parent is not one of them (while `mount` waits for its daemon, both have the same command
+/// line; the daemon is the child, and a session leader after `setsid`).
 pub fn daemon_pid(mnt: &Path) -> Option<i32> {
     let want = mnt.as_os_str().as_encoded_bytes();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
-        let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        let is_mount = args.first()?.ends_with(b"micloudfs") && args.get(1) == Some(&&b"mount"[..]);
-        (is_mount && args.contains(&want)).then_some(pid)
-    })
+    let matches: Vec<(i32, i32, i32)> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_mount =
+                args.first()?.ends_with(b"micloudfs") && args.get(1) == Some(&&b"mount"[..]);
+            if !(is_mount && args.contains(&want)) {
+                return None;
+            }
+            // Fields after the command name: state, ppid, pgrp, session.
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let rest: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+            let ppid = rest.get(1)?.parse().ok()?;
+            let sid = rest.get(3)?.parse().ok()?;
+            Some((pid, ppid, sid))
+        })
+        .collect();
+    let pids: Vec<i32> = matches.iter().map(|m| m.0).collect();
+    matches
+        .iter()
+        .find(|(pid, ppid, sid)| pids.contains(ppid) || (pid == sid && matches.len() > 1))
+        .or_else(|| (matches.len() == 1).then(|| &matches[0]))
+        .map(|m| m.0)
 }
 
 // ---- Accounts and sessions (tests/accounts.rs, tests/session.rs) ----
@@ -563,6 +614,15 @@ impl Sim {
     /// Every serviceToken of `user_id` dies now; how many did.
     pub fn expire_sessions(&self, user_id: &str) -> u64 {
         self.post_text(&format!("/_sim/expire-sessions?account={user_id}"), "")["expired"]
+            .as_u64()
+            .expect("expired")
+    }
+
+    /// End one session, by its serviceToken, through the control API (as if it had
+    /// outlived its lifetime); how many died (0 or 1).
+    pub fn end_token(&self, token: &str) -> u64 {
+        let token: String = url::form_urlencoded::byte_serialize(token.as_bytes()).collect();
+        self.post_text(&format!("/_sim/expire-sessions?token={token}"), "")["expired"]
             .as_u64()
             .expect("expired")
     }

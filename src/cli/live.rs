@@ -1,0 +1,181 @@
+//! The mount's catalog at run time: the tree built from the persistent catalog, and the live
+//! refresh that keeps it current.
+//!
+//! - [`build_view`] reads the catalog, builds the tree keeping every name and inode handed
+//!   out before, and writes back what it handed out to new items (one transaction).
+//! - [`refresh_loop`] runs a sync every `--refresh-interval` and whenever the daemon gets
+//!   SIGUSR1 (what `micloudfs refresh MOUNTPOINT` sends), rebuilds the tree, swaps it into
+//!   the file system and tells the kernel what changed (`fs::invalidate`). An unreachable
+//!   service is said once in the log; the mount goes on serving the catalog offline and
+//!   tries again at the next interval.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::catalog::{Catalog, Store, StoreError, SyncReport, Syncer};
+use crate::fs::LiveView;
+use crate::view::{View, ViewOptions};
+
+/// Builds the tree from the catalog and records the names and inodes it handed out.
+pub(crate) fn build_view(
+    store: &Mutex<Store>,
+    opts: &ViewOptions,
+) -> Result<(View, Catalog), StoreError> {
+    let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+    let t0 = std::time::Instant::now();
+    let catalog = Catalog::load(&store)?;
+    let t1 = std::time::Instant::now();
+    let view = View::of_catalog(&catalog, opts);
+    let t2 = std::time::Instant::now();
+    let (files, dirs) = view.handed_out();
+    let changed_files: Vec<usize> = files
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| catalog.handed.get(*i) != Some(h))
+        .map(|(i, _)| i)
+        .collect();
+    let changed_dirs: Vec<_> = dirs
+        .iter()
+        .filter(|(id, d)| catalog.dirs.get(id) != Some(d))
+        .cloned()
+        .collect();
+    if !changed_files.is_empty() || !changed_dirs.is_empty() {
+        store.write(|tx| {
+            for &i in &changed_files {
+                let item = &catalog.items[i];
+                if item.kind == crate::model::MediaKind::Recording {
+                    if let Some(h) = &files[i].album {
+                        tx.set_recording_name(item.id.0, h)?;
+                    }
+                } else {
+                    tx.set_item_names(item.id, &files[i])?;
+                }
+            }
+            for (id, d) in &changed_dirs {
+                tx.set_album_dir(*id, d)?;
+            }
+            Ok(())
+        })?;
+        tracing::debug!(
+            files = changed_files.len(),
+            dirs = changed_dirs.len(),
+            "names and inodes handed out recorded in the catalog"
+        );
+    }
+    tracing::info!(
+        items = catalog.items.len(),
+        load_ms = (t1 - t0).as_millis() as u64,
+        build_ms = (t2 - t1).as_millis() as u64,
+        record_ms = t2.elapsed().as_millis() as u64,
+        "tree built from the catalog"
+    );
+    Ok((view, catalog))
+}
+
+/// One line about a sync, for the log and the root's `user.micloudfs.last_refresh`.
+pub(crate) fn describe(report: &SyncReport) -> String {
+    let mut line = format!(
+        "ok: {} albums, {} items added or changed, {} removed ({} albums incremental, {} listed in full)",
+        report.albums, report.upserted, report.removed, report.incremental, report.full_listings
+    );
+    if !report.failed.is_empty() {
+        let ids: Vec<String> = report.failed.iter().map(|(id, _)| id.to_string()).collect();
+        line.push_str(&format!(
+            "; incomplete albums (listing failed): {}",
+            ids.join(", ")
+        ));
+    }
+    line
+}
+
+/// Refreshes the catalog forever: every `interval`, and at once on SIGUSR1.
+pub(crate) async fn refresh_loop(
+    syncer: Arc<Syncer>,
+    store: Arc<Mutex<Store>>,
+    live: Arc<LiveView>,
+    notifier: fuser::Notifier,
+    opts: ViewOptions,
+    interval: Duration,
+    first_now: bool,
+) {
+    let mut usr1 = match tokio::signal::unix::signal(
+        tokio::signal::unix::SignalKind::user_defined1(),
+    ) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGUSR1: `micloudfs refresh` will not work; the mount still refreshes every interval");
+            None
+        }
+    };
+    let mut offline_said = false;
+    let mut first = first_now;
+    loop {
+        if !first {
+            let tick = tokio::time::sleep(interval);
+            match usr1.as_mut() {
+                Some(sig) => {
+                    tokio::select! {
+                        _ = tick => {},
+                        _ = sig.recv() => tracing::info!("refresh asked for (SIGUSR1)"),
+                    }
+                }
+                None => tick.await,
+            }
+        }
+        first = false;
+        syncer.progress.requests.store(0, Ordering::Relaxed);
+        let line = match syncer.sync().await {
+            Ok(report) => {
+                if offline_said {
+                    tracing::info!("the service answers again; the catalog is refreshed");
+                    offline_said = false;
+                }
+                let line = describe(&report);
+                if report.changed || !report.failed.is_empty() {
+                    match swap(&store, &live, &notifier, &opts).await {
+                        Ok(n) => tracing::info!(invalidations = n, "{line}"),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot rebuild the tree after a refresh; the previous one is still served")
+                        }
+                    }
+                } else {
+                    tracing::info!("refresh: nothing changed");
+                }
+                line
+            }
+            Err(e) if e.is_unreachable() => {
+                if !offline_said {
+                    tracing::warn!(error = %e, "the service cannot be reached: serving the catalog offline (cached files read as usual); trying again every {}s", interval.as_secs());
+                    offline_said = true;
+                }
+                format!("offline: {e}")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the refresh failed; the previous catalog is still served");
+                format!("failed: {e}")
+            }
+        };
+        live.refreshed(line);
+    }
+}
+
+/// Rebuilds the tree from the catalog, serves it, and tells the kernel what changed.
+async fn swap(
+    store: &Arc<Mutex<Store>>,
+    live: &Arc<LiveView>,
+    notifier: &fuser::Notifier,
+    opts: &ViewOptions,
+) -> Result<usize, StoreError> {
+    let (store, opts) = (store.clone(), opts.clone());
+    let built = tokio::task::spawn_blocking(move || build_view(&store, &opts))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let new = Arc::new(built.0);
+    let old = live.replace(new.clone());
+    let notifier = notifier.clone();
+    let n = tokio::task::spawn_blocking(move || crate::fs::invalidate(&notifier, &old, &new))
+        .await
+        .unwrap_or(0);
+    Ok(n)
+}
