@@ -303,9 +303,9 @@ impl HttpGalleryClient {
                 .timeout(self.timeout)
                 .send()
                 .await
-                .map_err(|e| transient(what, e))?;
+                .map_err(|e| net_error(what, e))?;
             let status = resp.status();
-            let body = resp.text().await.map_err(|e| transient(what, e))?;
+            let body = resp.text().await.map_err(|e| net_error(what, e))?;
             if status == StatusCode::UNAUTHORIZED {
                 if resend {
                     let info: wire::Unauthorized = serde_json::from_str(&body).unwrap_or_default();
@@ -359,9 +359,9 @@ impl HttpGalleryClient {
             .timeout(self.timeout)
             .send()
             .await
-            .map_err(|e| transient(&what, e))?;
+            .map_err(|e| net_error(&what, e))?;
         check_download_status(resp.status(), &what)?;
-        let body = resp.text().await.map_err(|e| transient(&what, e))?;
+        let body = resp.text().await.map_err(|e| net_error(&what, e))?;
         let json = wire::unwrap_jsonp(&body)
             .ok_or_else(|| malformed(&what, "step 2 answer is not a JSONP call"))?;
         let payload: JsonpPayload = serde_json::from_str(json).map_err(|e| malformed(&what, e))?;
@@ -407,7 +407,7 @@ impl HttpGalleryClient {
             }
             req = req.header(RANGE, format!("bytes={}-{}", r.start, r.end - 1));
         }
-        let resp = req.send().await.map_err(|e| transient(&what, e))?;
+        let resp = req.send().await.map_err(|e| net_error(&what, e))?;
         let status = resp.status();
         if status == StatusCode::RANGE_NOT_SATISFIABLE {
             return Err(malformed(
@@ -432,11 +432,7 @@ impl HttpGalleryClient {
         let body = resp
             .bytes_stream()
             .map(move |chunk: Result<Bytes, reqwest::Error>| {
-                chunk.map_err(|e| CloudError::Transient {
-                    what: format!("the download of item {id}"),
-                    detail: e.to_string(),
-                    attempts: 1,
-                })
+                chunk.map_err(|e| net_error(&format!("the download of item {id}"), e))
             })
             .boxed();
         Ok(Download {
@@ -451,6 +447,24 @@ impl HttpGalleryClient {
         let resolved = self.resolve_once(id, recording).await?;
         self.fetch_once(&resolved, None).await
     }
+}
+
+/// A network failure of a request, as a transient error that says why: the chain of
+/// causes (`connection refused`, `operation timed out`…) but never the URL, whose query
+/// carries a download's signature.
+fn net_error(what: &str, e: reqwest::Error) -> CloudError {
+    let e = e.without_url();
+    let mut detail = e.to_string();
+    let mut cause = std::error::Error::source(&e);
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !detail.contains(&c_text) {
+            detail.push_str(": ");
+            detail.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    transient(what, detail)
 }
 
 /// Parses the items of a page one by one: a malformed one is skipped with a warning.

@@ -365,7 +365,7 @@ impl ContentCache {
                 self.index.touch(&item.sha1);
                 continue;
             }
-            let Some(t) = self.start_transfer(item).await? else {
+            let Some(t) = self.start_transfer(item, false).await? else {
                 continue;
             };
             if let Some(r) = self.reader(&t) {
@@ -443,14 +443,29 @@ impl ContentCache {
 
     /// Creates the transfer of `item` (or returns the one another task just created);
     /// `None` if another download of it finished meanwhile (the object is verified now).
+    /// A prefetch (`ahead`) goes only to the disk, and only while it leaves room for the
+    /// reads programs wait on ([`space::Room::fits_prefetch`]); it is never kept in memory,
+    /// and finding no room is not reported as a full disk (it is only not fetched ahead).
     async fn start_transfer(
         self: &Arc<Self>,
         item: &Item,
+        ahead: bool,
     ) -> Result<Option<Arc<Transfer>>, ContentError> {
         if let Some(t) = self.find_transfer(item) {
             return Ok(Some(t));
         }
-        let store = self.new_store(item, true).await?;
+        let store = if ahead {
+            let fits = self
+                .room
+                .fits_prefetch(item.size, self.index.total_bytes())
+                .unwrap_or(false);
+            if !fits {
+                return Ok(None);
+            }
+            self.disk_store(item).await?
+        } else {
+            self.new_store(item, true).await?
+        };
         let t = Arc::new(Transfer::new(item.clone(), store));
         let mut map = self.transfers.lock().map_err(|_| {
             ContentError::Internal("the transfer registry's lock was poisoned".into())
@@ -1056,7 +1071,7 @@ impl ContentCache {
                 return None;
             }
         }
-        let t = self.start_transfer(item).await.ok()??;
+        let t = self.start_transfer(item, true).await.ok()??;
         {
             let map = self.transfers.lock().ok()?;
             if !map.get(&item.sha1).is_some_and(|x| Arc::ptr_eq(x, &t)) {

@@ -164,6 +164,21 @@ impl Room {
         Ok((want.saturating_sub(space.available), space))
     }
 
+    /// Whether a prefetch of `size` more bytes may take room on the disk now. The room the
+    /// cache could use is the free space above the floor plus `evictable` (objects it may
+    /// delete); downloads in progress (what they still have to write) and this one together
+    /// may take at most half of it, so that the reads programs wait on always find room and
+    /// are never pushed into memory by files fetched ahead of them.
+    pub fn fits_prefetch(&self, size: u64, evictable: u64) -> std::io::Result<bool> {
+        let space = self.probe.space(&self.dir)?;
+        let usable = space
+            .available
+            .saturating_sub(self.min_free.floor(space.total))
+            .saturating_add(evictable);
+        let committed = self.reserved.load(Ordering::Relaxed).saturating_add(size);
+        Ok(committed.saturating_mul(2) <= usable)
+    }
+
     /// Reserves `size` bytes for a download (call after [`Room::shortfall`] said 0).
     pub fn reserve(&self, size: u64) -> Reservation {
         self.reserved.fetch_add(size, Ordering::Relaxed);
