@@ -605,5 +605,8 @@ fn answers_parse_with_and_without_the_prefix() {
     );
     assert!(e.to_string().contains("--qr"), "{e}");
     assert!(http::html_title("{\"code\":0}").is_none());
-    assert_eq!(http::html_title("<html><body>x</body></html>").as_deref(), Some("untitled"));
+    assert_eq!(
+        http::html_title("<html><body>x</body></html>").as_deref(),
+        Some("untitled")
+    );
 }

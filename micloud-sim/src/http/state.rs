@@ -128,7 +128,7 @@ impl App {
         user: &str,
         path: &str,
         headers: &HeaderMap,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Box<Response>> {
         if !path.starts_with("/gallery/") {
             return Ok(());
         }
@@ -140,7 +140,8 @@ impl App {
                 login_url: self.signer.login_url(&self.host(headers), "/"),
                 marked: true,
             }
-            .into_response());
+            .into_response()
+            .into());
         }
         if accounts.gallery_state(user) == GalleryState::Refused {
             self.stats.count("gallery_region_refused", 1);
@@ -148,7 +149,8 @@ impl App {
                 login_url: String::new(),
                 marked: false,
             }
-            .refused());
+            .refused()
+            .into());
         }
         if accounts.qr_pending(user) {
             Stats::bump(&self.stats.unauthorized, 1);
@@ -157,7 +159,8 @@ impl App {
                 login_url: self.signer.login_url(&self.host(headers), "/"),
                 marked: false,
             }
-            .into_response());
+            .into_response()
+            .into());
         }
         Ok(())
     }
@@ -174,7 +177,8 @@ impl FromRequestParts<Shared> for Session {
         let user = app
             .authorize(&parts.headers)
             .map_err(IntoResponse::into_response)?;
-        app.second_validation(&user, parts.uri.path(), &parts.headers)?;
+        app.second_validation(&user, parts.uri.path(), &parts.headers)
+            .map_err(|r| *r)?;
         Ok(Session(user))
     }
 }
