@@ -40,7 +40,25 @@ fn a_pass_token_login_is_stored_private_and_whoami_tells_the_truth() {
     assert_eq!(mode_of(&config), 0o700);
     let stored = stored_account(&config, USER);
     assert_eq!(stored["user_id"], USER);
-    assert_eq!(stored["pass_token"], PASS);
+    // Today's passport hands back a new passToken with the first ticket: that one is stored,
+    // and the emulator knows it as live.
+    let kept = stored["pass_token"].as_str().unwrap();
+    assert!(kept.starts_with("V1:") && kept != PASS, "{stored}");
+    let accounts = sim.get_json("/_sim/accounts");
+    let me = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == USER)
+        .unwrap();
+    assert!(
+        me["livePassTokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == kept),
+        "{me}"
+    );
     assert_eq!(stored["api_base"], sim.base_url.as_str());
     assert!(stored.get("service_token").is_none(), "{stored}");
 

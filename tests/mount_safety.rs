@@ -264,7 +264,15 @@ fn sighup_and_sigusr1_leave_the_mount_working() {
 
 #[test]
 fn sigint_to_mount_during_a_slow_listing_leaves_no_mount_and_no_daemon() {
-    let sim = Sim::spawn(&["--seed", "35", "--items", "20"]);
+    // No rotation: the twin must accept the stored passToken (see below).
+    let sim = Sim::spawn(&[
+        "--seed",
+        "35",
+        "--items",
+        "20",
+        "--account",
+        "id=1234567890,rotate=off",
+    ]);
     let slow = slow_twin("35", "1500");
     let m = Mount::tempdirs();
     run_ok(&mut login_command(&sim, "V1:sim-pass-token", &m.config));
@@ -327,7 +335,16 @@ fn sigint_to_mount_during_a_slow_listing_leaves_no_mount_and_no_daemon() {
 
 #[test]
 fn two_racing_mounts_on_one_folder_give_exactly_one_mount() {
-    let sim = Sim::spawn(&["--seed", "36", "--items", "20"]);
+    // The login's passToken must work on the twin too: no rotation (the twin would not know
+    // a token minted here).
+    let sim = Sim::spawn(&[
+        "--seed",
+        "36",
+        "--items",
+        "20",
+        "--account",
+        "id=1234567890,rotate=off",
+    ]);
     let slow = slow_twin("36", "700");
     let m = Mount::tempdirs();
     run_ok(&mut login_command(&sim, "V1:sim-pass-token", &m.config));

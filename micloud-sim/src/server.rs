@@ -73,6 +73,12 @@ pub fn router(app: Shared) -> Router {
         )
         .route("/_sim/qr/confirm", post(qr::confirm))
         .route(
+            "/_sim/identity/check",
+            post(passport_control::identity_check),
+        )
+        .route("/pass/serviceLoginAuth2/end", get(identity::auth2_end))
+        .route("/identity/pass/sms/userQuota", post(identity::user_quota))
+        .route(
             "/_sim/faults",
             get(control_faults::show).post(control_faults::set),
         )

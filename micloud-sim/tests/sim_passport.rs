@@ -20,6 +20,8 @@ fn with_accounts(specs: &[&str]) -> SimConfig {
     SimConfig {
         accounts: AccountsConfig {
             accounts: specs.iter().map(|s| s.parse().unwrap()).collect(),
+            // The older passport (§2); today's (§10) is `tests/sim_passport_today.rs`.
+            legacy_passport: true,
             ..AccountsConfig::default()
         },
         ..SimConfig::demo()
@@ -113,7 +115,7 @@ const ALBUMS: &str = "/gallery/user/album/list?ts=1&pageNum=0&pageSize=10&isShar
 
 #[tokio::test]
 async fn password_login_then_sts_then_gallery() {
-    let h = start(SimConfig::demo()).await;
+    let h = start(with_accounts(&[])).await;
     let (set, v) = auth2(
         &h,
         sim::DEFAULT_USER_ID,
@@ -170,7 +172,7 @@ async fn password_login_then_sts_then_gallery() {
 
 #[tokio::test]
 async fn wrong_password_is_70016_with_the_exact_fields() {
-    let h = start(SimConfig::demo()).await;
+    let h = start(with_accounts(&[])).await;
     let (set, v) = auth2(&h, sim::DEFAULT_USER_ID, "nope", &[], "").await;
     let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
@@ -717,7 +719,7 @@ async fn expired_pasted_cookie_gets_401_on_auto_renewal() {
 
 #[tokio::test]
 async fn one_session_can_be_ended_alone() {
-    let h = start(SimConfig::demo()).await;
+    let h = start(with_accounts(&[])).await;
     let (a, b) = (session(&h).await, session(&h).await);
     let token = a.split("serviceToken=").nth(1).unwrap();
     assert!(token.contains('+') && token.contains('/'), "{token}");
@@ -767,4 +769,348 @@ async fn two_accounts_side_by_side() {
         .as_str()
         .unwrap()
         .contains("phone, email or both"));
+}
+
+// ---- Today's passport (§10, the emulator's default) ----
+
+fn today(specs: &[&str]) -> SimConfig {
+    let mut c = with_accounts(specs);
+    c.accounts.legacy_passport = false;
+    c
+}
+
+/// A captcha answered right: (`ick` cookie, code) of the newest captcha served.
+async fn solve_captcha(h: &SimHandle, link: &str) -> (String, String) {
+    let resp = get_path(h, link).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ick = set_cookies(&resp)["ick"].clone();
+    let code = control_passport(h).await["captchas"][&ick]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (ick, code)
+}
+
+#[tokio::test]
+async fn today_the_first_password_attempt_meets_a_captcha_even_with_a_wrong_password() {
+    let h = start(today(&["id=222,password=pw"])).await;
+    // Any password: 87001 with a captcha first, an empty location.
+    for pw in ["wrong", "pw"] {
+        let (_, v) = auth2(&h, "222", pw, &[], "deviceId=wb_a").await;
+        assert_eq!(v["code"], 87001, "{v}");
+        assert_eq!(v["location"], "");
+        assert!(v["captchaUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("/pass/getCode?icodeType=login"));
+    }
+    // A wrong captcha: 87001 again; a right captcha with a wrong password: 70016.
+    let (_, v) = auth2(&h, "222", "pw", &[("captCode", "00000")], "ick=nope").await;
+    assert_eq!(v["code"], 87001, "{v}");
+    let (ick, code) = solve_captcha(&h, v["captchaUrl"].as_str().unwrap()).await;
+    let (_, v) = auth2(
+        &h,
+        "222",
+        "bad",
+        &[("captCode", &code)],
+        &format!("ick={ick}"),
+    )
+    .await;
+    assert_eq!(v["code"], 70016, "{v}");
+    let (ick, code) = solve_captcha(&h, "/pass/getCode?icodeType=login").await;
+    let (_, v) = auth2(
+        &h,
+        "222",
+        "pw",
+        &[("captCode", &code)],
+        &format!("ick={ick}"),
+    )
+    .await;
+    assert_eq!(v["code"], 0, "{v}");
+    assert!(sts(v["location"].as_str().unwrap()).await.is_some());
+}
+
+/// Password + captcha on today's passport up to its `notificationUrl`.
+async fn today_to_identity(h: &SimHandle, user: &str, device: &str) -> String {
+    let (ick, code) = solve_captcha(h, "/pass/getCode?icodeType=login").await;
+    let (_, v) = auth2(
+        h,
+        user,
+        "pw",
+        &[("captCode", &code)],
+        &format!("ick={ick}; deviceId={device}"),
+    )
+    .await;
+    assert_eq!(v["code"], 0, "{v}");
+    assert_eq!(v["location"], "");
+    let n = v["notificationUrl"].as_str().unwrap().to_string();
+    assert!(
+        n.contains("/fe/service/identity/authStart") && n.contains("mask=0"),
+        "{n}"
+    );
+    n.replace(&h.base_url(), "")
+}
+
+#[tokio::test]
+async fn today_two_step_is_form_only_and_ends_through_tips_and_auth2_end() {
+    let h = start(today(&["id=333,password=pw,2fa=both,tips=2"])).await;
+    let start_path = today_to_identity(&h, "333", "wb_t").await;
+    // authStart is a web page now.
+    let page = get_path(&h, &start_path).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("<html"));
+    let ctx = start_path
+        .split("context=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let list_path = start_path.replace("/fe/service/identity/authStart", "/identity/list");
+    let (_, list) = passport_get(&h, &list_path, "").await;
+    assert_eq!(list["code"], 2);
+    assert_eq!(list["options"], serde_json::json!([4, 8]));
+    let q = format!("?sid=i.mi.com&context={ctx}&mask=0&_locale=zh_CN");
+    // Codes left, by the form endpoint.
+    let (_, quota) = passport_post(
+        &h,
+        &format!("/identity/pass/sms/userQuota{q}"),
+        &[("addressType", "EM"), ("contentType", "160040")],
+        "",
+    )
+    .await;
+    assert_eq!(quota["info"], "5", "{quota}");
+    // A JSON body is refused.
+    let resp = client()
+        .post(format!("{}/identity/auth/sendEmailTicket{q}", h.base_url()))
+        .header(CONTENT_TYPE, "application/json")
+        .body(r#"{"retry":0}"#)
+        .send()
+        .await
+        .unwrap();
+    let (_, v) = passport_reply(resp).await;
+    assert_eq!(v["code"], 70016, "{v}");
+    // Form: the code is sent (context in the query, no cookie).
+    let (_, sent) = passport_post(
+        &h,
+        &format!("/identity/auth/sendEmailTicket{q}"),
+        &[
+            ("retry", "0"),
+            ("icode", ""),
+            ("_json", "true"),
+            ("ick", ""),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(sent["code"], 0, "{sent}");
+    // Asking again at once: 20024 with the seconds to wait.
+    let (_, again) = passport_post(
+        &h,
+        &format!("/identity/auth/sendPhoneTicket{q}"),
+        &[("retry", "0"), ("icode", ""), ("_json", "true")],
+        "",
+    )
+    .await;
+    assert_eq!(again["code"], 20024, "{again}");
+    let wt = again["data"]["wt"].as_u64().unwrap();
+    assert!((1..=60).contains(&wt), "{again}");
+    let code = control_passport(&h).await["outbox"][0]["code"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, wrong) = passport_post(
+        &h,
+        &format!("/identity/auth/verifyEmail{q}"),
+        &[
+            ("_flag", "8"),
+            ("ticket", "x"),
+            ("trust", "true"),
+            ("_json", "true"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(wrong["code"], 70014);
+    let (_, good) = passport_post(
+        &h,
+        &format!("/identity/auth/verifyEmail{q}"),
+        &[
+            ("_flag", "8"),
+            ("ticket", &code),
+            ("trust", "true"),
+            ("_json", "true"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(good["code"], 0, "{good}");
+    let check = good["location"].as_str().unwrap();
+    assert!(check.contains("/identity/result/check?") && check.contains("context="));
+    let resp = client().get(check).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    let end = resp.headers()[LOCATION].to_str().unwrap().to_string();
+    assert!(end.contains("/pass/serviceLoginAuth2/end?"), "{end}");
+    // Two Tips pages (HTML, 200), then the redirect to the STS with the passToken.
+    for _ in 0..2 {
+        let resp = client().get(&end).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.text().await.unwrap().contains("Xiaomi Account - Tips"));
+    }
+    let fin = client().get(&end).send().await.unwrap();
+    assert_eq!(fin.status(), StatusCode::FOUND);
+    let pragma: Value =
+        serde_json::from_str(fin.headers()["extension-pragma"].to_str().unwrap()).unwrap();
+    assert!(pragma["ssecurity"].is_string());
+    assert!(set_cookies(&fin).contains_key("passToken"));
+    let ck = sts(fin.headers()[LOCATION].to_str().unwrap())
+        .await
+        .unwrap();
+    assert_envelope(&get_json(&h, &ck, ALBUMS).await);
+    // Finished: Auth2/end is an HTML error page now, not JSON.
+    let resp = client().get(&end).send().await.unwrap();
+    assert!(resp
+        .text()
+        .await
+        .unwrap()
+        .contains("Xiaomi Account - Error"));
+    assert_eq!(h.stats().counters["login_tips_page"], 2);
+}
+
+#[tokio::test]
+async fn today_a_channel_not_offered_answers_v2() {
+    let h = start(today(&["id=444,password=pw,2fa=email"])).await;
+    let start_path = today_to_identity(&h, "444", "wb_v").await;
+    let ctx = start_path
+        .split("context=")
+        .nth(1)
+        .unwrap()
+        .split('&')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, v) = passport_post(
+        &h,
+        &format!("/identity/auth/sendPhoneTicket?sid=i.mi.com&context={ctx}&mask=0"),
+        &[("retry", "0"), ("icode", ""), ("_json", "true")],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (v["code"].clone(), v["version"].clone()),
+        (2.into(), "v2".into()),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn today_service_login_rotates_the_pass_token() {
+    let h = start(today(&["id=555,pass-token=V1:five"])).await;
+    let c = client();
+    let login = as_json(get_path(&h, "/api/user/login?ts=1&followUp=%2F").await).await;
+    let url = login["data"]["loginUrl"].as_str().unwrap().to_string();
+    let first = c
+        .get(&url)
+        .header(
+            reqwest::header::COOKIE,
+            "userId=555; passToken=V1:five; deviceId=wb_r",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::FOUND);
+    let t1 = set_cookies(&first)["passToken"].clone();
+    assert!(t1.starts_with("V1:") && t1 != "V1:five");
+    // The new one works and is rotated in turn; the configured one still works.
+    let again = c
+        .get(&url)
+        .header(
+            reqwest::header::COOKIE,
+            format!("userId=555; passToken={t1}"),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::FOUND);
+    assert_ne!(set_cookies(&again)["passToken"], t1);
+    assert!(login_chain(&h, "555", "V1:five")
+        .await
+        .contains_key("serviceToken"));
+    // Turned off, no new token.
+    change_account(&h, "id=555,rotate=off").await;
+    let off = c
+        .get(&url)
+        .header(reqwest::header::COOKIE, "userId=555; passToken=V1:five")
+        .send()
+        .await
+        .unwrap();
+    assert!(!set_cookies(&off).contains_key("passToken"));
+}
+
+#[tokio::test]
+async fn today_a_qr_login_from_a_new_device_meets_401_until_the_identity_check() {
+    let h = start(today(&["id=666,pass-token=V1:six"])).await;
+    let v = passport_get(
+        &h,
+        "/longPolling/loginUrl?sid=i.mi.com&callback=x",
+        "deviceId=wb_qr",
+    )
+    .await
+    .1;
+    let lp = v["lp"].as_str().unwrap().replace(&h.base_url(), "");
+    let resp = post_empty(&h, "/_sim/qr/confirm?account=666").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_, done) = passport_get(&h, &lp, "").await;
+    let ck = sts(done["location"].as_str().unwrap()).await.unwrap();
+    let (status, body) = status_of(&h, &ck, ALBUMS).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["isSecondValidation"], false);
+    // Other calls answer: the session itself is good.
+    assert_eq!(status_of(&h, &ck, "/common/check").await.0, StatusCode::OK);
+    let resp = post_empty(&h, "/_sim/identity/check?account=666").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_envelope(&get_json(&h, &ck, ALBUMS).await);
+    // The device is known now: its next QR login is not held.
+    passport_get(&h, "/longPolling/loginUrl?sid=i.mi.com", "deviceId=wb_qr").await;
+    post_empty(&h, "/_sim/qr/confirm?account=666").await;
+    let accounts = get_json(&h, "", "/_sim/accounts").await;
+    let a = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "666")
+        .unwrap();
+    assert_eq!(a["qrPending"], false, "{a}");
+}
+
+#[tokio::test]
+async fn today_gallery_lost_to_the_region_and_jsonp_ignores_cookies() {
+    let h = start(today(&[
+        "id=777,pass-token=V1:seven,gallery=empty",
+        "id=778,pass-token=V1:eight,gallery=refused",
+    ]))
+    .await;
+    let set = login_chain(&h, "777", "V1:seven").await;
+    let ck = format!("userId=777; serviceToken={}", set["serviceToken"]);
+    let v = get_json(&h, &ck, ALBUMS).await;
+    assert_eq!(v["data"]["albums"], serde_json::json!([]), "{v}");
+    let set = login_chain(&h, "778", "V1:eight").await;
+    let ck = format!("userId=778; serviceToken={}", set["serviceToken"]);
+    let (status, v) = status_of(&h, &ck, ALBUMS).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["result"], "error", "{v}");
+    // §10.7: i.mi.com cookies sent along on the JSONP step are ignored.
+    let ck = session(&h).await;
+    let id = truth_items(&h).await[0]["id"].as_str().unwrap().to_string();
+    let storage = get_json(&h, &ck, &format!("/gallery/storage?ts=1&id={id}")).await;
+    let url_a = storage["data"]["url"].as_str().unwrap().to_string();
+    let resp = client()
+        .get(&url_a)
+        .header(reqwest::header::COOKIE, &ck)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.text().await.unwrap().contains("\"meta\""));
 }

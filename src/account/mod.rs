@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::cloud::{CredentialSource, Credentials, Secret};
-pub use region::{passport_base_for, Region, PASSPORT_BASE};
+pub use region::{no_gallery_note, passport_base_for, Region, PASSPORT_BASE};
 
 const ACCOUNTS_DIR: &str = "accounts";
 const LEGACY_FILE: &str = "account.json";
@@ -461,19 +461,25 @@ impl CredentialSource for StoredCredentials {
     }
 
     fn renewed(&self, credentials: &Credentials) {
-        let Secret::ServiceToken(token) = &credentials.secret else {
-            return;
-        };
         let Ok(Some(mut account)) = self.store.load(&self.name) else {
             return;
         };
-        // Only a cookie account whose user is still the same is updated.
-        if account.user_id != credentials.user_id || account.pass_token.is_some() {
+        if account.user_id != credentials.user_id {
             return;
         }
-        account.service_token = Some(token.clone());
+        match &credentials.secret {
+            // Only a cookie account is updated with a renewed cookie.
+            Secret::ServiceToken(token) if account.pass_token.is_none() => {
+                account.service_token = Some(token.clone());
+            }
+            // A rotated passToken replaces the stored one (a passToken account only).
+            Secret::PassToken(token) if account.pass_token.is_some() => {
+                account.pass_token = Some(token.clone());
+            }
+            _ => return,
+        }
         if let Err(e) = self.store.save(&account) {
-            tracing::warn!("cannot keep the renewed cookie: {e}");
+            tracing::warn!("cannot keep the renewed credentials: {e}");
         }
     }
 }
@@ -626,8 +632,17 @@ mod tests {
         store.save(&b).unwrap();
         let c = source.reload().unwrap();
         assert!(matches!(c.secret, Secret::PassToken(ref t) if t == "V1:fresh"));
-        // A renewal never overwrites a passToken account.
+        // A renewal never overwrites a passToken account; a rotated passToken does.
         source.renewed(&renewed);
         assert!(store.load("c").unwrap().unwrap().service_token.is_none());
+        source.renewed(&Credentials::pass_token("9", "V1:rotated"));
+        let a = store.load("c").unwrap().unwrap();
+        assert_eq!(a.pass_token.as_deref(), Some("V1:rotated"));
+        assert_eq!(mode(&store.path("c")), 0o600);
+        source.renewed(&Credentials::pass_token("8", "V1:other-user"));
+        assert_eq!(
+            store.load("c").unwrap().unwrap().pass_token.as_deref(),
+            Some("V1:rotated")
+        );
     }
 }

@@ -5,6 +5,11 @@
 //! pattern (`sg.i.mi.com`) but no public capture confirms it; a user whose browser shows
 //! another host after logging in passes that host with `--api-base`. Every region logs in at
 //! `https://account.xiaomi.com`; overseas logins add `policyName=globalmiaccount`.
+//!
+//! Since 2023 only accounts registered in mainland China (`i.mi.com`) still have a gallery:
+//! Xiaomi ended gallery sync for every other region and deleted the data (reference §10.1).
+//! The region still names the account's host and its passport policy; an empty or refused
+//! gallery of another region is explained by [`no_gallery_note`].
 
 use std::fmt;
 use std::str::FromStr;
@@ -59,6 +64,19 @@ impl Region {
         let trimmed = api_base.trim_end_matches('/');
         Region::ALL.into_iter().find(|r| r.api_base() == trimmed)
     }
+}
+
+/// One line for an account of another region whose gallery is empty or refused (§10.1);
+/// `None` for mainland China or a custom host.
+pub fn no_gallery_note(region: Option<Region>) -> Option<String> {
+    let r = region.filter(|r| r.overseas())?;
+    Some(format!(
+        "this account is of region {} ({}): Xiaomi closed the cloud gallery of every region \
+         but mainland China in 2023 and deleted its photos, so there is nothing to copy here; \
+         only accounts registered in mainland China (i.mi.com) still have a gallery",
+        r.code(),
+        r.api_base()
+    ))
 }
 
 impl fmt::Display for Region {

@@ -80,6 +80,7 @@ pub(crate) fn whoami(args: WhoamiArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start: {e}"))?;
+    let note = crate::account::no_gallery_note(account.region);
     let (info, albums) = rt
         .block_on(async {
             client.check_credentials().await?;
@@ -87,7 +88,16 @@ pub(crate) fn whoami(args: WhoamiArgs) -> Result<(), String> {
             let albums = client.list_albums().await?;
             Ok::<_, crate::cloud::CloudError>((info, albums))
         })
-        .map_err(|e| format!("account {:?}: {e}", account.name))?;
+        .map_err(|e| match (&e, &note) {
+            (crate::cloud::CloudError::Api { .. }, Some(note))
+            | (crate::cloud::CloudError::Unauthorized, Some(note)) => {
+                format!(
+                    "account {:?}: the gallery was refused: {note}",
+                    account.name
+                )
+            }
+            _ => format!("account {:?}: {e}", account.name),
+        })?;
     let items: u64 = albums.iter().map(|a| a.media_count).sum();
     let nickname = if info.nickname.is_empty() {
         "(none)".to_string()
@@ -106,5 +116,8 @@ pub(crate) fn whoami(args: WhoamiArgs) -> Result<(), String> {
         ByteSize::b(info.quota_bytes).display().iec()
     );
     println!("items:    {items} in {} albums", albums.len());
+    if let (true, Some(note)) = (albums.is_empty(), note) {
+        println!("note:     {note}");
+    }
     Ok(())
 }

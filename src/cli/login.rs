@@ -16,7 +16,7 @@ use std::io::{BufRead, IsTerminal};
 
 use super::LoginArgs;
 use crate::account::{self, Account, AccountError, AccountStore, Region};
-use crate::cloud::{ClientConfig, Credentials, HttpGalleryClient, Secret};
+use crate::cloud::{ClientConfig, CloudError, Credentials, GalleryApi, HttpGalleryClient, Secret};
 
 /// How the user chose to log in.
 enum Way {
@@ -43,6 +43,7 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
     };
     let interactive = !args.no_input && !args.password_stdin && std::io::stdin().is_terminal();
     let way = way(&args)?;
+    let by_qr = matches!(way, Way::Qr);
     if let Way::Password { user, stdin: false } = &way {
         if !interactive {
             return Err(cannot_ask(user.is_some()));
@@ -83,9 +84,14 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
         client.check_credentials().await?;
         client.check_gallery().await?;
         let info = client.account_info().await.ok();
-        Ok::<_, crate::cloud::CloudError>((client.current_credentials().await, info))
+        // §10.1: an account of another region finds an empty gallery; say why at once.
+        let empty = match account::no_gallery_note(region) {
+            Some(_) => client.list_albums().await.is_ok_and(|a| a.is_empty()),
+            None => false,
+        };
+        Ok::<_, crate::cloud::CloudError>((client.current_credentials().await, info, empty))
     });
-    let (credentials, info) = checked.map_err(|e| format!("login failed: {e}"))?;
+    let (credentials, info, empty) = checked.map_err(|e| login_failure(&e, by_qr, region))?;
 
     let name = match args.account {
         Some(name) => name,
@@ -113,7 +119,30 @@ pub(crate) fn login(args: LoginArgs) -> Result<(), String> {
         stored.region_label(),
         path.display()
     );
+    if let (true, Some(note)) = (empty, account::no_gallery_note(region)) {
+        println!("The gallery is empty: {note}.");
+    }
     Ok(())
+}
+
+/// Why the proof of a new login failed, in one message: a QR login's new device (§10.4) and
+/// a gallery refused to another region (§10.1) get their own advice.
+fn login_failure(e: &CloudError, by_qr: bool, region: Option<Region>) -> String {
+    match e {
+        CloudError::Unauthorized if by_qr => "login failed: the QR login worked, but Xiaomi \
+             registered it as a new device and keeps the gallery closed (HTTP 401) until that \
+             device passes an identity check. Open https://i.mi.com/gallery/h5 in a browser \
+             logged in to this account, enter the code Xiaomi sends, then run `micloudfs \
+             login --qr` again; or log in with the password (`micloudfs login`), whose \
+             two-step check is done right here"
+            .to_string(),
+        CloudError::Api { .. } | CloudError::Unauthorized => match account::no_gallery_note(region)
+        {
+            Some(note) => format!("login failed: the gallery was refused: {note}"),
+            None => format!("login failed: {e}"),
+        },
+        _ => format!("login failed: {e}"),
+    }
 }
 
 /// The stored login this one renews, whose region is remembered when none is given: the

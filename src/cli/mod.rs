@@ -142,7 +142,10 @@ pub(crate) struct ConfigArgs {
     micloudfs login --qr                              shows a QR code to scan with the Xiaomi app\n  \
     micloudfs login --user-id ID --pass-token TOKEN   the passToken cookie of account.xiaomi.com\n  \
     micloudfs login --cookie 'userId=..; serviceToken=..'   a cookie of i.mi.com, kept alive while in use\n  \
-    echo PASSWORD | micloudfs login --user ID --password-stdin   for scripts")]
+    echo PASSWORD | micloudfs login --user ID --password-stdin   for scripts\n\n\
+Regions: only accounts registered in mainland China (i.mi.com) still have a gallery; Xiaomi \
+closed it for every other region in 2023 and deleted the photos. --region only names the \
+account's host (and its passport policy).")]
 pub(crate) struct LoginArgs {
     /// Your Xiaomi account id (the `userId` cookie of account.xiaomi.com), with --pass-token.
     #[arg(long, value_name = "ID", requires = "pass_token")]
@@ -180,7 +183,8 @@ pub(crate) struct LoginArgs {
     /// the user id].
     #[arg(long, value_name = "NAME")]
     pub account: Option<String>,
-    /// Where the account's data lives: cn (mainland China), us, eu, in or sg; remembered.
+    /// The account's region: cn (mainland China), us, eu, in or sg; remembered. Only cn
+    /// accounts still have a gallery (the others' were closed in 2023).
     #[arg(long, value_name = "REGION", value_parser = parse_region)]
     pub region: Option<Region>,
     /// The cloud's address, for an emulator or an unusual host (overrides --region's host).

@@ -24,6 +24,10 @@
 //!   running mount re-reads its account file) at most once a second; a new `micloudfs login`
 //!   therefore revives it without a remount. Every 60 s it also tries the old credentials
 //!   once more.
+//! - **Rotation.** When the passport hands back a new passToken with the ticket (§10.5:
+//!   `Set-Cookie: passToken` on the `serviceLogin` redirect), the session uses it from then on
+//!   and hands it to the [`CredentialSource`], which stores it (atomically, 0600), so the next
+//!   mount starts from the newest token.
 //! - **Credential hygiene.** The passToken is only ever sent to the passport host
 //!   (`account.xiaomi.com`) or to the configured API host itself (the emulator plays both);
 //!   cookie headers are marked sensitive; tokens never enter a log line.
@@ -89,7 +93,7 @@ impl std::fmt::Debug for Credentials {
 pub trait CredentialSource: Send + Sync {
     /// The credentials as stored now (`None`: there are none).
     fn reload(&self) -> Option<Credentials>;
-    /// A pasted cookie was renewed: keep the new token.
+    /// A pasted cookie was renewed, or the passport rotated the passToken: keep the new one.
     fn renewed(&self, _credentials: &Credentials) {}
 }
 
@@ -139,6 +143,7 @@ pub(crate) struct Session {
     generations: AtomicU64,
     exchanges: AtomicU64,
     renewals: AtomicU64,
+    rotations: AtomicU64,
     source: Option<Arc<dyn CredentialSource>>,
 }
 
@@ -172,6 +177,7 @@ impl Session {
             generations: AtomicU64::new(0),
             exchanges: AtomicU64::new(0),
             renewals: AtomicU64::new(0),
+            rotations: AtomicU64::new(0),
             source,
         }
     }
@@ -279,7 +285,15 @@ impl Session {
         let creds = self.creds.read().await.clone();
         let current = self.current.read().await.clone();
         let minted = match &creds.secret {
-            Secret::PassToken(pt) => self.exchange(&creds.user_id, pt).await,
+            Secret::PassToken(pt) => match self.exchange(&creds.user_id, pt).await {
+                Ok((value, rotated)) => {
+                    if let Some(fresh) = rotated {
+                        self.adopt_rotated(&creds.user_id, fresh).await;
+                    }
+                    Ok(value)
+                }
+                Err(e) => Err(e),
+            },
             Secret::ServiceToken(pasted) => {
                 let value = current.map(|t| t.value).unwrap_or_else(|| pasted.clone());
                 self.renew(&creds.user_id, &value).await
@@ -311,6 +325,18 @@ impl Session {
         }
         tracing::info!(generation, "the session has a new serviceToken");
         Ok(token)
+    }
+
+    /// §10.5: the passport handed back a new passToken: use it from now on and have it stored
+    /// (a later mount or command starts from it).
+    async fn adopt_rotated(&self, user_id: &str, fresh: String) {
+        let creds = Credentials::pass_token(user_id, &fresh);
+        *self.creds.write().await = creds.clone();
+        self.rotations.fetch_add(1, Ordering::Relaxed);
+        tracing::info!("the passport handed back a new passToken; keeping it");
+        if let Some(source) = &self.source {
+            source.renewed(&creds);
+        }
     }
 
     fn die(&self, death: Death) {
@@ -419,8 +445,13 @@ impl Session {
         Ok(fresh.unwrap_or_else(|| token.to_string()))
     }
 
-    /// The three GETs of spec §2.2. Returns the `serviceToken` value.
-    async fn exchange(&self, user_id: &str, pass_token: &str) -> Result<String, CloudError> {
+    /// The three GETs of spec §2.2. Returns the `serviceToken` value, and the new passToken
+    /// when the passport handed one back with the ticket (§10.5).
+    async fn exchange(
+        &self,
+        user_id: &str,
+        pass_token: &str,
+    ) -> Result<(String, Option<String>), CloudError> {
         let device_id = format!("wb_{}", hex::encode(rand::random::<[u8; 16]>()));
         let what = "the passToken exchange";
 
@@ -467,6 +498,8 @@ impl Session {
             Some(l) if status.is_redirection() && !l.is_empty() => l.to_string(),
             _ => return Err(CloudError::PassTokenRejected),
         };
+        let rotated = set_cookie(resp.headers(), "passToken")
+            .filter(|t| t != pass_token && !t.eq_ignore_ascii_case("EXPIRED"));
         let sts = login_url.join(&location).map_err(config_err)?;
 
         // 3. The STS callback sets the i.mi.com cookies; the passToken is not sent there.
@@ -487,7 +520,9 @@ impl Session {
             return Err(CloudError::PassTokenRejected);
         }
         self.exchanges.fetch_add(1, Ordering::Relaxed);
-        set_cookie(resp.headers(), "serviceToken").ok_or(CloudError::PassTokenRejected)
+        let token =
+            set_cookie(resp.headers(), "serviceToken").ok_or(CloudError::PassTokenRejected)?;
+        Ok((token, rotated))
     }
 
     /// The passToken goes to the passport or to the configured host, nowhere else.

@@ -47,6 +47,23 @@ pub enum LoginError {
          or log in with `micloudfs login --qr` or `micloudfs login --pass-token`"
     )]
     Unexpected { code: i64, description: String },
+    #[error(
+        "Xiaomi asks to wait {secs} s before it sends another code (code 20024, sending too \
+         fast): run `micloudfs login` again after that, or use `micloudfs login --qr`"
+    )]
+    TooFast { secs: u64 },
+    #[error(
+        "the Xiaomi passport answered a web page (\"{title}\") instead of data for {what}: it \
+         is busy or wants the step done in a browser. Retry in a minute; if it persists, log in \
+         at https://i.mi.com in a browser once, or use `micloudfs login --qr`"
+    )]
+    WebPage { what: String, title: String },
+    #[error(
+        "Xiaomi offers no two-step method this tool can use (code 2, version v2: the method \
+         asked for is not among the account's options): finish the check at \
+         https://account.xiaomi.com in a browser, then retry, or use `micloudfs login --qr`"
+    )]
+    MethodNotOffered,
     #[error("cannot reach the Xiaomi passport ({0}): check the connection and retry")]
     Network(String),
     #[error(

@@ -77,6 +77,12 @@ pub(crate) fn parse_answer(
     what: &str,
 ) -> Result<Answer, LoginError> {
     let text = body.trim_start();
+    if let Some(title) = html_title(text) {
+        return Err(LoginError::WebPage {
+            what: what.to_string(),
+            title,
+        });
+    }
     let text = text.strip_prefix(JSON_PREFIX).unwrap_or(text);
     match serde_json::from_str::<Value>(text) {
         Ok(v @ Value::Object(_)) => Ok(Answer(v)),
@@ -87,6 +93,29 @@ pub(crate) fn parse_answer(
             "{what} answered HTTP {status} without a JSON object"
         ))),
     }
+}
+
+/// The `<title>` of an HTML page (or a placeholder), `None` when `body` is not HTML. Today's
+/// passport answers some steps with a web page instead of JSON (§10.3).
+pub(crate) fn html_title(body: &str) -> Option<String> {
+    let head: String = body.trim_start().chars().take(15).collect();
+    let head = head.to_ascii_lowercase();
+    if !(head.starts_with("<!doctype html") || head.starts_with("<html")) {
+        return None;
+    }
+    let lower = body.to_ascii_lowercase();
+    let title = lower
+        .find("<title>")
+        .and_then(|i| {
+            let start = i + "<title>".len();
+            lower[start..]
+                .find("</title>")
+                .and_then(|j| body.get(start..start + j))
+        })
+        .map(|t| t.trim().chars().take(80).collect::<String>())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "untitled".to_string());
+    Some(title)
 }
 
 /// A raw answer: status, headers, body.

@@ -16,6 +16,15 @@
 //!
 //! With `trust=true` the passport remembers the `deviceId`, and the next password login from
 //! it skips this check: that is why the caller persists the device id.
+//!
+//! Today's passport (§10.3) is followed too: every call carries `sid`, `context`, `mask=0`
+//! and `_locale` of the `notificationUrl` in its query (bodies are form-encoded, as always
+//! here); the method comes from `options` only (a `code:2, version:"v2"` answer says one was
+//! not offered); `/identity/pass/sms/userQuota` is asked first so that a channel with no code
+//! left is not chosen; `20024` (sending too fast) is waited out when `data.wt` is at most
+//! [`MAX_WAIT`] (90 s; the user is told), else reported with the time to retry; the chain
+//! after the code (`result/check` → `serviceLoginAuth2/end`, its "Tips" pages → STS) is
+//! [`super::outcome::collect`]'s.
 
 use std::path::Path;
 
@@ -29,6 +38,10 @@ use super::{captcha, MAX_TRIES};
 const CODE_QUOTA: i64 = 70022;
 /// Wrong verification code.
 const CODE_WRONG: i64 = 70014;
+/// Codes asked for too fast; `data.wt` = seconds to wait.
+const CODE_TOO_FAST: i64 = 20024;
+/// Longest `data.wt` waited out before sending a code; longer is reported.
+pub(crate) const MAX_WAIT: u64 = 90;
 
 /// Where a verification code is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +81,14 @@ impl Channel {
         }
     }
 
+    /// `addressType` of `userQuota`.
+    fn address_type(self) -> &'static str {
+        match self {
+            Channel::Phone => "PH",
+            Channel::Email => "EM",
+        }
+    }
+
     fn fallback(self) -> &'static str {
         match self {
             Channel::Phone => "your phone",
@@ -83,6 +104,36 @@ fn list_link(notification: &str) -> String {
     } else {
         notification.replacen("/identity/authStart", "/identity/list", 1)
     }
+}
+
+/// `?sid=&context=&mask=0&_locale=` for the identity calls, from the `notificationUrl`.
+fn context_query(notification: &str) -> String {
+    let Ok(u) = url::Url::parse(notification)
+        .or_else(|_| url::Url::parse("https://x.invalid/").and_then(|b| b.join(notification)))
+    else {
+        return String::new();
+    };
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (k, v) in u.query_pairs() {
+        if k == "sid" || k == "context" {
+            q.append_pair(&k, &v);
+            any = true;
+        }
+    }
+    if !any {
+        return String::new();
+    }
+    q.append_pair("mask", "0").append_pair("_locale", "zh_CN");
+    format!("?{}", q.finish())
+}
+
+/// A refusal of an identity call as the right error.
+fn refusal(a: &super::http::Answer) -> LoginError {
+    if a.code() == 2 && a.text("version").as_deref() == Some("v2") {
+        return LoginError::MethodNotOffered;
+    }
+    a.unexpected()
 }
 
 /// The channels an `/identity/list` answer offers, in its order.
@@ -133,16 +184,18 @@ pub(crate) async fn verify(
                 .into(),
         });
     }
+    let cq = context_query(notification);
+    let amp = if cq.is_empty() { "?" } else { "&" };
     let mut masked = Vec::new();
     for &c in &channels {
         let url = http.passport_url(&format!(
-            "/identity/auth/verify{}?_flag={}&_json=true",
+            "/identity/auth/verify{}{cq}{amp}_flag={}&_json=true",
             c.noun(),
             c.flag()
         ))?;
         let a = http.get_json(&url, "identity/auth/verify").await?;
         if a.code() != 0 {
-            return Err(a.unexpected());
+            return Err(refusal(&a));
         }
         let to = a
             .text(c.masked_field())
@@ -156,10 +209,11 @@ pub(crate) async fn verify(
         });
     }
     prompter.say("Xiaomi wants to check that it is you: it will send a verification code.");
+    let masked = with_codes_left(http, &cq, masked).await?;
     let (channel, to) = choose(prompter, &masked).await?;
-    send_code(http, prompter, work_dir, channel).await?;
+    send_code(http, prompter, work_dir, channel, &cq).await?;
     let code_prompt = format!("Code sent to {to}: ");
-    let url = http.passport_url(&format!("/identity/auth/verify{}", channel.noun()))?;
+    let url = http.passport_url(&format!("/identity/auth/verify{}{cq}", channel.noun()))?;
     let mut trust = None;
     for attempt in 1..=MAX_TRIES {
         let code = prompter.ask_line(&code_prompt).await?;
@@ -188,10 +242,36 @@ pub(crate) async fn verify(
                 prompter.say("Xiaomi did not accept that code; check it and type it again.");
             }
             CODE_WRONG => return Err(LoginError::CodeRejected),
-            _ => return Err(a.unexpected()),
+            _ => return Err(refusal(&a)),
         }
     }
     Err(LoginError::CodeRejected)
+}
+
+/// The channels that may still send a code today (`userQuota`, §10.3); all of them when the
+/// passport does not say; [`LoginError::CodeQuota`] when none may.
+async fn with_codes_left(
+    http: &mut PassportHttp,
+    cq: &str,
+    masked: Vec<(Channel, String)>,
+) -> Result<Vec<(Channel, String)>, LoginError> {
+    let mut left = Vec::new();
+    for (c, to) in masked.iter().cloned() {
+        let url = http.passport_url(&format!("/identity/pass/sms/userQuota{cq}"))?;
+        let form = [("addressType", c.address_type()), ("contentType", "160040")];
+        let n = match http.post_json(&url, &form, "identity/userQuota").await {
+            Ok(a) if a.code() == 0 => a.text("info").and_then(|i| i.parse::<u64>().ok()),
+            // Not offered, or not understood: the send itself will tell.
+            _ => None,
+        };
+        if n != Some(0) {
+            left.push((c, to));
+        }
+    }
+    if left.is_empty() {
+        return Err(LoginError::CodeQuota);
+    }
+    Ok(left)
 }
 
 /// The channel to use: the only one, or the user's pick.
@@ -249,23 +329,49 @@ async fn send_code(
     prompter: &mut dyn Prompter,
     work_dir: &Path,
     channel: Channel,
+    cq: &str,
 ) -> Result<(), LoginError> {
-    let url = http.passport_url(&format!("/identity/auth/send{}Ticket", channel.noun()))?;
+    let url = http.passport_url(&format!("/identity/auth/send{}Ticket{cq}", channel.noun()))?;
     let mut icode = String::new();
-    for attempt in 0..=MAX_TRIES {
-        let form = [("retry", "0"), ("icode", icode.as_str()), ("_json", "true")];
+    let mut waited = false;
+    let mut attempt = 0;
+    while attempt <= MAX_TRIES {
+        let ick = http.cookie("ick").unwrap_or("").to_string();
+        let form = [
+            ("retry", "0"),
+            ("icode", icode.as_str()),
+            ("_json", "true"),
+            ("ick", ick.as_str()),
+        ];
         let a = http
             .post_json(&url, &form, "identity/auth/sendTicket")
             .await?;
         match (a.code(), a.text("captchaUrl")) {
             (0, _) => return Ok(()),
             (CODE_QUOTA, _) => return Err(LoginError::CodeQuota),
+            (CODE_TOO_FAST, _) => {
+                let wt =
+                    a.0.pointer("/data/wt")
+                        .and_then(|w| w.as_u64().or_else(|| w.as_str()?.parse().ok()))
+                        .unwrap_or(60);
+                if waited || wt > MAX_WAIT {
+                    return Err(LoginError::TooFast { secs: wt });
+                }
+                prompter.say(&format!(
+                    "Xiaomi sent a code only moments ago and asks to wait {wt} s before the \
+                     next one; waiting (Ctrl-C to stop)..."
+                ));
+                tokio::time::sleep(std::time::Duration::from_secs(wt)).await;
+                waited = true;
+                continue;
+            }
             (_, Some(link)) if attempt < MAX_TRIES => {
                 icode = captcha::solve(http, prompter, work_dir, &link, attempt > 0).await?;
             }
             (_, Some(_)) => return Err(LoginError::CaptchaFailed),
-            _ => return Err(a.unexpected()),
+            _ => return Err(refusal(&a)),
         }
+        attempt += 1;
     }
     Err(LoginError::CaptchaFailed)
 }
@@ -284,6 +390,19 @@ mod unit {
             list_link("https://account.xiaomi.com/identity/authStart?sid=a"),
             "https://account.xiaomi.com/identity/list?sid=a"
         );
+    }
+
+    #[test]
+    fn the_context_goes_into_the_query() {
+        assert_eq!(
+            context_query("https://a/fe/service/identity/authStart?sid=i.mi.com&context=c%2B1&x=y"),
+            "?sid=i.mi.com&context=c%2B1&mask=0&_locale=zh_CN"
+        );
+        assert_eq!(
+            context_query("/fe/service/identity/authStart?context=z"),
+            "?context=z&mask=0&_locale=zh_CN"
+        );
+        assert_eq!(context_query("https://a/x"), "");
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //!    - 70016 with `captchaUrl` → captcha ([`super::captcha`]), re-POST with `captCode` (and
 //!      cookie `ick`); 87001 = wrong captcha, with a new image; at most [`super::MAX_TRIES`]
 //!      answers;
+//!    - 87001 before any captcha was sent: today's passport asks for a captcha at the first
+//!      attempt (§10.2); it is shown like any other, and nothing is called wrong;
 //!    - 70016 otherwise, or after a captcha was answered → wrong account or password;
 //!    - any other code → [`LoginError::Unexpected`] with the passport's description.
 
@@ -133,8 +135,10 @@ pub async fn password_login(
                 if captcha_tries >= MAX_TRIES {
                     return Err(LoginError::CaptchaFailed);
                 }
+                // Without an answer sent, 87001 is "captcha needed", not "captcha wrong".
+                let wrong = captcha_answer.is_some();
                 captcha_tries += 1;
-                let a = captcha::solve(&mut http, prompter, work_dir, &link, true).await?;
+                let a = captcha::solve(&mut http, prompter, work_dir, &link, wrong).await?;
                 captcha_answer = Some(a);
             }
             _ => return Err(answer.unexpected()),

@@ -110,8 +110,11 @@ fn say(text: &'static str) -> impl FnMut(&Value) -> String + Send {
 }
 
 async fn start(specs: &[&str], qr_timeout: Option<Duration>) -> SimHandle {
+    // The older passport (§2): these tests pin the client's handling of each answer; the
+    // flows of today's passport (§10) are driven end to end in tests/login.rs.
     let mut accounts = AccountsConfig {
         accounts: specs.iter().map(|s| s.parse().unwrap()).collect(),
+        legacy_passport: true,
         ..AccountsConfig::default()
     };
     if let Some(t) = qr_timeout {
@@ -585,7 +588,25 @@ fn answers_parse_with_and_without_the_prefix() {
     let b = http::parse_answer("{\"code\":\"0\",\"userId\":42}", ok, "t").unwrap();
     assert_eq!((b.code(), b.text("userId").as_deref()), (0, Some("42")));
     assert!(matches!(
-        http::parse_answer("<html>", ok, "t"),
+        http::parse_answer("{oops", ok, "t"),
         Err(LoginError::Malformed(_))
     ));
+    // A web page is explained (its title named), not taken for a parse error.
+    let Err(e) = http::parse_answer(
+        "<!DOCTYPE html><html><head><title>Xiaomi Account - Tips</title></head></html>",
+        ok,
+        "Auth2/end",
+    ) else {
+        panic!("a web page parsed as JSON");
+    };
+    assert!(
+        matches!(&e, LoginError::WebPage { title, .. } if title == "Xiaomi Account - Tips"),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("--qr"), "{e}");
+    assert!(http::html_title("{\"code\":0}").is_none());
+    assert_eq!(
+        http::html_title("<html><body>x</body></html>").as_deref(),
+        Some("untitled")
+    );
 }

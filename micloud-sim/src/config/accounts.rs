@@ -19,6 +19,15 @@
 //! | `second-validation` | on/off | off | gallery 401 with `isSecondValidation:true` |
 //! | `revoked` | on/off | off | every passToken of the account is dead (web log-out) |
 //! | `phone`, `email` | text | derived from the id | where codes go; also valid login names |
+//! | `legacy-passport` | on/off | `--legacy-passport` | play the passport of §2 instead of §10 |
+//! | `tips` | N | 1 | §10 mode: `Auth2/end` answers the HTML "Tips" page N times per login |
+//! | `send-gap` | seconds | 60 | §10 mode: a code sent sooner after the last → `20024`, `data.wt` |
+//! | `qr-check` | on/off | on | §10 mode: a QR login from an unknown device → gallery 401 until checked |
+//! | `rotate` | on/off | on | §10 mode: `serviceLogin` with a passToken hands back a new one |
+//! | `gallery` | `ok`, `empty`, `refused` | ok | a gallery lost to the region (§10.1) |
+//!
+//! Today's passport (§10, the default) and the older one (`--legacy-passport`, or
+//! `legacy-passport=on` per account) differ as [`crate::passport`] says.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,7 +45,8 @@ pub struct AccountsConfig {
     /// Add an account or change one, e.g. 'id=222,password=secret,captcha=2,2fa=both,e2ee'.
     /// Keys: id, pass-token, password (empty = off), captcha (off|always|N wrong passwords),
     /// 2fa (off|phone|email|both), quota (codes per channel), qr, e2ee, second-validation,
-    /// revoked (on|off), phone, email. Repeatable.
+    /// revoked (on|off), phone, email, legacy-passport, tips (N), send-gap (seconds),
+    /// qr-check, rotate (on|off), gallery (ok|empty|refused). Repeatable.
     #[arg(long = "account", value_name = "SPEC")]
     pub accounts: Vec<AccountSpec>,
     /// Password of the default account (--user-id); empty turns password login off for it.
@@ -45,6 +55,11 @@ pub struct AccountsConfig {
     /// Lifetime of a QR login ticket, e.g. 300s, 1500ms or 300 (seconds).
     #[arg(long, default_value = "300s", value_parser = parse_duration)]
     pub qr_timeout: Duration,
+    /// Play the passport as the protocol reference's §2 describes it (no captcha first, the
+    /// older two-step check, no passToken rotation) for every account that does not say
+    /// otherwise (`legacy-passport=off`). Default: today's passport (§10).
+    #[arg(long)]
+    pub legacy_passport: bool,
 }
 
 impl Default for AccountsConfig {
@@ -53,6 +68,7 @@ impl Default for AccountsConfig {
             accounts: Vec::new(),
             password: DEFAULT_PASSWORD.to_string(),
             qr_timeout: DEFAULT_QR_TIMEOUT,
+            legacy_passport: false,
         }
     }
 }
@@ -143,6 +159,23 @@ pub enum Setting {
     Revoked(bool),
     Phone(String),
     Email(String),
+    Legacy(bool),
+    Tips(u32),
+    SendGap(u64),
+    QrCheck(bool),
+    Rotate(bool),
+    Gallery(GalleryState),
+}
+
+/// What the gallery of an account answers (§10.1: only mainland-China accounts have one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GalleryState {
+    /// The shared gallery.
+    Ok,
+    /// Albums and listings are empty (a region whose data was deleted).
+    Empty,
+    /// Gallery calls answer the error envelope (no gallery service for this account).
+    Refused,
 }
 
 /// A parsed `--account` SPEC (also the body of `POST /_sim/accounts`).
@@ -158,7 +191,7 @@ pub struct AccountSpec {
 pub enum SpecError {
     #[error("account spec has no id: add id=<account id>, e.g. 'id=222,password=secret'")]
     NoId,
-    #[error("unknown account setting '{0}': use id, pass-token, password, captcha, 2fa, quota, qr, e2ee, second-validation, revoked, phone or email")]
+    #[error("unknown account setting '{0}': use id, pass-token, password, captcha, 2fa, quota, qr, e2ee, second-validation, revoked, phone, email, legacy-passport, tips, send-gap, qr-check, rotate or gallery")]
     UnknownKey(String),
     #[error("bad value '{value}' for '{key}': {hint}")]
     BadValue {
@@ -229,6 +262,22 @@ impl FromStr for AccountSpec {
                 "revoked" => Setting::Revoked(on_off(key, value)?),
                 "phone" => Setting::Phone(value.into()),
                 "email" => Setting::Email(value.into()),
+                "legacy-passport" => Setting::Legacy(on_off(key, value)?),
+                "tips" => Setting::Tips(value.parse().map_err(|_| bad("write a number of pages"))?),
+                "send-gap" => Setting::SendGap(
+                    value
+                        .trim_end_matches('s')
+                        .parse()
+                        .map_err(|_| bad("write a number of seconds"))?,
+                ),
+                "qr-check" => Setting::QrCheck(on_off(key, value)?),
+                "rotate" => Setting::Rotate(on_off(key, value)?),
+                "gallery" => Setting::Gallery(match value {
+                    "ok" | "" => GalleryState::Ok,
+                    "empty" => GalleryState::Empty,
+                    "refused" => GalleryState::Refused,
+                    _ => return Err(bad("write ok, empty or refused")),
+                }),
                 other => return Err(SpecError::UnknownKey(other.into())),
             };
             settings.push(setting);

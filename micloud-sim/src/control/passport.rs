@@ -12,6 +12,9 @@
 //!   session that outlived its lifetime, while its renewals live on); answers
 //!   `{"expired": n}`. Tests end sessions this way instead of waiting for `--token-ttl`.
 //! - `POST /_sim/qr/confirm`: see [`crate::passport::qr`].
+//! - `POST /_sim/identity/check?account=<id>`: the user passed the identity check in a
+//!   browser after a QR login from a new device (§10.4): the gallery opens and that device is
+//!   trusted; answers `{"account": id}`, 404 for an unknown account.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -63,4 +66,21 @@ pub async fn expire_sessions(State(app): State<Shared>, Query(q): Query) -> Resp
         "sessions expired"
     );
     json(StatusCode::OK, &json!({"expired": n}))
+}
+
+pub async fn identity_check(State(app): State<Shared>, Query(q): Query) -> Response {
+    let account = q
+        .get("account")
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| app.config.user_id.clone());
+    if !app.passport.accounts.identity_checked(&account) {
+        return json(
+            StatusCode::NOT_FOUND,
+            &json!({"error": format!("no account {account}")}),
+        );
+    }
+    app.stats.count("login_identity_checked", 1);
+    tracing::info!(account = %account, "identity check passed in the browser");
+    json(StatusCode::OK, &json!({"account": account}))
 }

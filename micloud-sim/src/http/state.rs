@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::bytes::ContentStore;
+use crate::config::accounts::GalleryState;
 use crate::config::SimConfig;
 use crate::control::stats::Stats;
 use crate::http::reply::json;
@@ -127,13 +128,39 @@ impl App {
         user: &str,
         path: &str,
         headers: &HeaderMap,
-    ) -> Result<(), SecondValidation> {
-        if path.starts_with("/gallery/") && self.passport.accounts.gallery_blocked(user) {
+    ) -> Result<(), Box<Response>> {
+        if !path.starts_with("/gallery/") {
+            return Ok(());
+        }
+        let accounts = &self.passport.accounts;
+        if accounts.gallery_blocked(user) {
             Stats::bump(&self.stats.unauthorized, 1);
             self.stats.count("gallery_second_validation", 1);
-            return Err(SecondValidation(
-                self.signer.login_url(&self.host(headers), "/"),
-            ));
+            return Err(SecondValidation {
+                login_url: self.signer.login_url(&self.host(headers), "/"),
+                marked: true,
+            }
+            .into_response()
+            .into());
+        }
+        if accounts.gallery_state(user) == GalleryState::Refused {
+            self.stats.count("gallery_region_refused", 1);
+            return Err(SecondValidation {
+                login_url: String::new(),
+                marked: false,
+            }
+            .refused()
+            .into());
+        }
+        if accounts.qr_pending(user) {
+            Stats::bump(&self.stats.unauthorized, 1);
+            self.stats.count("gallery_qr_unchecked", 1);
+            return Err(SecondValidation {
+                login_url: self.signer.login_url(&self.host(headers), "/"),
+                marked: false,
+            }
+            .into_response()
+            .into());
         }
         Ok(())
     }
@@ -151,18 +178,42 @@ impl FromRequestParts<Shared> for Session {
             .authorize(&parts.headers)
             .map_err(IntoResponse::into_response)?;
         app.second_validation(&user, parts.uri.path(), &parts.headers)
-            .map_err(IntoResponse::into_response)?;
+            .map_err(|r| *r)?;
         Ok(Session(user))
     }
 }
 
-/// The gateway's 401 for a live session that must pass the gallery second validation.
-pub struct SecondValidation(String);
+/// The gateway's 401 for a live session that must pass a check first: the gallery second
+/// validation (`isSecondValidation:true`), or the identity check of a device a QR login
+/// registered (§10.4: a plain 401, nothing marks it).
+pub struct SecondValidation {
+    login_url: String,
+    marked: bool,
+}
+
+impl SecondValidation {
+    /// §10.1: the account's region has no gallery. No public capture shows the answer; the
+    /// emulator's choice is a business error (HTTP 200) with code [`NO_GALLERY_CODE`].
+    fn refused(self) -> Response {
+        json(
+            StatusCode::OK,
+            &wire::business_error(
+                NO_GALLERY_CODE,
+                "the cloud gallery is not available for this account's region",
+                false,
+            ),
+        )
+    }
+}
+
+/// The business code of a gallery refused to an account of another region (emulator's
+/// choice, see [`SecondValidation::refused`]).
+pub const NO_GALLERY_CODE: i64 = 10034;
 
 impl IntoResponse for SecondValidation {
     fn into_response(self) -> Response {
-        let mut body = wire::unauthorized(&self.0);
-        body["isSecondValidation"] = Value::Bool(true);
+        let mut body = wire::unauthorized(&self.login_url);
+        body["isSecondValidation"] = Value::Bool(self.marked);
         json(StatusCode::UNAUTHORIZED, &body)
     }
 }

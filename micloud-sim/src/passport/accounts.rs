@@ -10,13 +10,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 use serde_json::{json, Value};
 
 use crate::config::accounts::{
-    AccountSpec, AccountsConfig, CaptchaRule, Channel, Setting, TwoFactor, DEFAULT_PASSWORD,
-    DEFAULT_QUOTA,
+    AccountSpec, AccountsConfig, CaptchaRule, Channel, GalleryState, Setting, TwoFactor,
+    DEFAULT_PASSWORD, DEFAULT_QUOTA,
 };
 use crate::passport::session::random_b64url;
 
@@ -37,8 +38,25 @@ pub struct Account {
     pub revoked: bool,
     pub phone: String,
     pub email: String,
-    /// passTokens minted by password, 2FA and QR logins.
-    minted: Vec<String>,
+    /// Plays the passport of the reference's §2 (true) or of §10 (false, today's).
+    pub legacy: bool,
+    /// §10: how many times `Auth2/end` answers the HTML "Tips" page before redirecting.
+    pub tips: u32,
+    /// §10: seconds between two codes sent; sooner → `20024` with `data.wt`.
+    pub send_gap: u64,
+    /// §10: a QR login from a device never checked blocks the gallery (HTTP 401).
+    pub qr_check: bool,
+    /// §10: `serviceLogin` with a valid passToken hands back a new one.
+    pub rotate: bool,
+    pub gallery: GalleryState,
+    /// A QR login registered a new device: gallery 401 until the identity check is passed.
+    pub qr_pending: bool,
+    /// The device of the QR login waiting for its identity check.
+    qr_device: Option<String>,
+    /// passTokens minted by logins and rotations; a rotated-away one dies at its deadline.
+    minted: Vec<(String, Option<Instant>)>,
+    /// When the last code was sent (any channel).
+    last_sent: Option<Instant>,
     /// Wrong passwords in a row.
     failures: u32,
     /// `deviceId`s that ticked "trust this device".
@@ -47,8 +65,12 @@ pub struct Account {
     sent: HashMap<Channel, u32>,
 }
 
+/// How long a passToken that was rotated away keeps working (a mount mid-exchange, a second
+/// command started before the first stored the new one).
+pub const ROTATED_GRACE: Duration = Duration::from_secs(600);
+
 impl Account {
-    fn new(id: &str, pass_token: &str, password: Option<String>) -> Self {
+    fn new(id: &str, pass_token: &str, password: Option<String>, legacy: bool) -> Self {
         let tail: String = {
             let digits: String = id.chars().filter(char::is_ascii_digit).collect();
             format!("{:0>4}", &digits[digits.len().saturating_sub(4)..])
@@ -66,7 +88,16 @@ impl Account {
             revoked: false,
             phone: format!("+86 1380000{tail}"),
             email: format!("user{id}@example.com"),
+            legacy,
+            tips: 1,
+            send_gap: 60,
+            qr_check: true,
+            rotate: true,
+            gallery: GalleryState::Ok,
+            qr_pending: false,
+            qr_device: None,
             minted: Vec::new(),
+            last_sent: None,
             failures: 0,
             trusted: HashSet::new(),
             sent: HashMap::new(),
@@ -89,11 +120,26 @@ impl Account {
             }
             Setting::Phone(p) => self.phone = p.clone(),
             Setting::Email(e) => self.email = e.clone(),
+            Setting::Legacy(b) => self.legacy = *b,
+            Setting::Tips(n) => self.tips = *n,
+            Setting::SendGap(n) => self.send_gap = *n,
+            Setting::QrCheck(b) => {
+                self.qr_check = *b;
+                if !b {
+                    self.qr_pending = false;
+                }
+            }
+            Setting::Rotate(b) => self.rotate = *b,
+            Setting::Gallery(g) => self.gallery = *g,
         }
     }
 
-    /// Whether the next password attempt must carry a captcha answer.
+    /// Whether the next password attempt must carry a captcha answer: always on today's
+    /// passport (§10.2), else as `captcha` says.
     pub fn captcha_required(&self) -> bool {
+        if !self.legacy {
+            return true;
+        }
         match self.captcha {
             CaptchaRule::Off => false,
             CaptchaRule::Always => true,
@@ -152,7 +198,18 @@ impl Account {
         if !self.revoked {
             live.push(&self.pass_token);
         }
-        live.extend(self.minted.iter());
+        let now = Instant::now();
+        live.extend(
+            self.minted
+                .iter()
+                .filter(|(_, dies)| dies.is_none_or(|d| d > now))
+                .map(|(t, _)| t),
+        );
+        let gallery = match self.gallery {
+            GalleryState::Ok => "ok",
+            GalleryState::Empty => "empty",
+            GalleryState::Refused => "refused",
+        };
         json!({
             "id": self.id,
             "passToken": self.pass_token,
@@ -171,6 +228,13 @@ impl Account {
             "trustedDevices": self.trusted.len(),
             "sent": {"phone": self.sent.get(&Channel::Phone).copied().unwrap_or(0),
                      "email": self.sent.get(&Channel::Email).copied().unwrap_or(0)},
+            "legacyPassport": self.legacy,
+            "tips": self.tips,
+            "sendGap": self.send_gap,
+            "qrCheck": self.qr_check,
+            "qrPending": self.qr_pending,
+            "rotate": self.rotate,
+            "gallery": gallery,
         })
     }
 }
@@ -185,11 +249,15 @@ pub fn md5_upper(s: &str) -> String {
 pub enum SendRefused {
     Quota,
     NoAccount,
+    /// Too soon after the last code: wait this many seconds (`20024`, `data.wt`).
+    TooFast(u64),
 }
 
 /// The account registry (runtime-changeable through `POST /_sim/accounts`).
 pub struct Accounts {
     map: Mutex<BTreeMap<String, Account>>,
+    /// `--legacy-passport`: the mode of accounts that do not choose one.
+    legacy: bool,
 }
 
 impl Accounts {
@@ -199,10 +267,11 @@ impl Accounts {
         let mut map = BTreeMap::new();
         map.insert(
             user_id.to_string(),
-            Account::new(user_id, pass_token, password),
+            Account::new(user_id, pass_token, password, config.legacy_passport),
         );
         let accounts = Accounts {
             map: Mutex::new(map),
+            legacy: config.legacy_passport,
         };
         for spec in &config.accounts {
             accounts.upsert(spec);
@@ -219,12 +288,14 @@ impl Accounts {
 
     /// Create or change the account of `spec`; its description afterwards.
     pub fn upsert(&self, spec: &AccountSpec) -> Value {
+        let legacy = self.legacy;
         self.with(|m| {
             let acc = m.entry(spec.id.clone()).or_insert_with(|| {
                 Account::new(
                     &spec.id,
                     &format!("V1:sim-pass-token-{}", spec.id),
                     Some(DEFAULT_PASSWORD.to_string()),
+                    legacy,
                 )
             });
             for s in &spec.settings {
@@ -263,9 +334,12 @@ impl Accounts {
     /// Whether `pass_token` is a live passToken of `user_id`.
     pub fn pass_token_valid(&self, user_id: &str, pass_token: &str) -> bool {
         self.with(|m| {
+            let now = Instant::now();
             m.get(user_id).is_some_and(|a| {
                 (!a.revoked && a.pass_token == pass_token)
-                    || a.minted.iter().any(|t| t == pass_token)
+                    || a.minted
+                        .iter()
+                        .any(|(t, dies)| t == pass_token && dies.is_none_or(|d| d > now))
             })
         })
     }
@@ -275,10 +349,80 @@ impl Accounts {
         let token = format!("V1:{}", random_b64url(32));
         self.with(|m| {
             if let Some(a) = m.get_mut(user_id) {
-                a.minted.push(token.clone());
+                a.minted.push((token.clone(), None));
             }
         });
         token
+    }
+
+    /// §10.5: `serviceLogin` accepted `old` for `user_id`; on today's passport with `rotate`
+    /// on, a new passToken to hand back (a minted `old` then dies after [`ROTATED_GRACE`]; a
+    /// configured one lives on until revoked).
+    pub fn rotate(&self, user_id: &str, old: &str) -> Option<String> {
+        self.with(|m| {
+            let a = m.get_mut(user_id)?;
+            if a.legacy || !a.rotate {
+                return None;
+            }
+            let now = Instant::now();
+            a.minted.retain(|(_, dies)| dies.is_none_or(|d| d > now));
+            for (t, dies) in a.minted.iter_mut() {
+                if t == old && dies.is_none() {
+                    *dies = Some(now + ROTATED_GRACE);
+                }
+            }
+            let token = format!("V1:{}", random_b64url(32));
+            a.minted.push((token.clone(), None));
+            Some(token)
+        })
+    }
+
+    /// A QR login completed from `device`: on today's passport with `qr-check` on, a device
+    /// never checked leaves the gallery blocked until the identity check (§10.4).
+    pub fn qr_login(&self, user_id: &str, device: Option<&str>) -> bool {
+        self.with(|m| {
+            let Some(a) = m.get_mut(user_id) else {
+                return false;
+            };
+            let known = device.is_some_and(|d| a.trusted.contains(d));
+            if !a.legacy && a.qr_check && !known {
+                a.qr_pending = true;
+                a.qr_device = device.map(str::to_string);
+            }
+            a.qr_pending
+        })
+    }
+
+    /// The identity check after a QR login was passed (in a browser): the gallery opens and
+    /// the QR login's device is trusted (its next QR login is not held). Whether the account
+    /// exists.
+    pub fn identity_checked(&self, user_id: &str) -> bool {
+        self.with(|m| {
+            let Some(a) = m.get_mut(user_id) else {
+                return false;
+            };
+            a.qr_pending = false;
+            if let Some(d) = a.qr_device.take() {
+                a.trusted.insert(d);
+            }
+            true
+        })
+    }
+
+    /// What the gallery of `user_id` answers.
+    pub fn gallery_state(&self, user_id: &str) -> GalleryState {
+        self.with(|m| m.get(user_id).map_or(GalleryState::Ok, |a| a.gallery))
+    }
+
+    /// How many codes `channel` may still send today for `user_id` (`userQuota`).
+    pub fn quota_left(&self, user_id: &str, channel: Channel) -> Option<u32> {
+        self.with(|m| {
+            let a = m.get(user_id)?;
+            Some(
+                a.quota
+                    .saturating_sub(a.sent.get(&channel).copied().unwrap_or(0)),
+            )
+        })
     }
 
     /// Record a wrong password (counts towards `captcha=N`).
@@ -315,11 +459,23 @@ impl Accounts {
     pub fn take_quota(&self, user_id: &str, channel: Channel) -> Result<(), SendRefused> {
         self.with(|m| {
             let a = m.get_mut(user_id).ok_or(SendRefused::NoAccount)?;
+            let now = Instant::now();
+            if !a.legacy {
+                if let Some(last) = a.last_sent {
+                    let gap = Duration::from_secs(a.send_gap);
+                    let waited = now.duration_since(last);
+                    if waited < gap {
+                        let left = (gap - waited).as_secs_f64().ceil() as u64;
+                        return Err(SendRefused::TooFast(left.max(1)));
+                    }
+                }
+            }
             let sent = a.sent.entry(channel).or_insert(0);
             if *sent >= a.quota {
                 return Err(SendRefused::Quota);
             }
             *sent += 1;
+            a.last_sent = Some(now);
             Ok(())
         })
     }
@@ -330,6 +486,12 @@ impl Accounts {
             m.get(user_id)
                 .is_some_and(|a| a.e2ee || a.second_validation)
         })
+    }
+
+    /// Whether gallery endpoints refuse `user_id` with a plain 401 (a QR login's new device
+    /// waiting for its identity check, §10.4).
+    pub fn qr_pending(&self, user_id: &str) -> bool {
+        self.with(|m| m.get(user_id).is_some_and(|a| a.qr_pending))
     }
 
     pub fn e2ee(&self, user_id: &str) -> bool {
@@ -344,6 +506,7 @@ mod tests {
     fn registry(specs: &[&str]) -> Accounts {
         let config = AccountsConfig {
             accounts: specs.iter().map(|s| s.parse().unwrap()).collect(),
+            legacy_passport: true,
             ..AccountsConfig::default()
         };
         Accounts::new("1", "V1:one", &config)

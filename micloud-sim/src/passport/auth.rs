@@ -12,6 +12,10 @@
 //! `GET /status/lite/setting?type=AutoRenewal` with a live session: `result:"ok"` and a fresh
 //! `serviceToken` + `userId` in `Set-Cookie`; an expired or expired-by-control
 //! (`/_sim/expire-sessions`) token gets the gateway 401 like any other endpoint.
+//! On today's passport (§10.5, accounts without `legacy-passport` and with `rotate` on) a
+//! ticketed `serviceLogin` also hands back a new passToken (`Set-Cookie: passToken`, and the
+//! `passToken` field of the JSON answer); the old one, if minted by a login, dies
+//! [`crate::passport::accounts::ROTATED_GRACE`] later (a configured one lives on).
 //! passTokens are checked against the account registry ([`crate::passport::accounts`]): any account,
 //! any live passToken (configured or minted by a login), none when revoked.
 
@@ -24,7 +28,7 @@ use crate::control::stats::Stats;
 use crate::http::reply::{json, ok, plain, redirect};
 use crate::http::request::{cookies, Query};
 use crate::http::state::{Session, Shared};
-use crate::passport::common::{passport_json, ticket_location};
+use crate::passport::common::{passport_json, ticket_location, with_cookies};
 use crate::passport::session::random_b64url;
 use crate::protocol::wire::{self, now_ms, user_id_num};
 
@@ -57,8 +61,19 @@ pub async fn service_login(
         .unwrap_or_else(|| format!("wb_{}", random_b64url(12)));
     let (location, nonce) =
         ticket_location(&app, &callback, &device, valid.then_some(user.as_str()), 0);
+    // §10.5: today's passport may hand back a new passToken with the ticket.
+    let rotated = valid
+        .then(|| app.passport.accounts.rotate(&user, &pass_token))
+        .flatten();
+    let set = rotated
+        .iter()
+        .map(|t| format!("passToken={t}; Path=/; HttpOnly"))
+        .collect::<Vec<_>>();
+    if rotated.is_some() {
+        app.stats.count("pass_token_rotated", 1);
+    }
     if valid {
-        tracing::info!(account = %user, "serviceLogin: ticket issued");
+        tracing::info!(account = %user, rotated = rotated.is_some(), "serviceLogin: ticket issued");
     } else {
         tracing::info!("serviceLogin: no valid passToken, no ticket");
     }
@@ -73,7 +88,8 @@ pub async fn service_login(
             .unwrap_or_else(|| now_ms().into());
         let body = if valid {
             json!({"code": 0, "result": "ok", "description": "成功", "location": location,
-                   "userId": user_id_num(&user), "passToken": pass_token,
+                   "userId": user_id_num(&user),
+                   "passToken": rotated.as_deref().unwrap_or(&pass_token),
                    "ssecurity": random_b64url(16), "nonce": nonce, "cUserId": random_b64url(20),
                    "sid": sid, "callback": callback})
         } else {
@@ -82,9 +98,9 @@ pub async fn service_login(
                    "sid": sid, "callback": callback, "captchaUrl": null, "securityStatus": 0, "pwd": 0, "child": 0,
                    "serviceParam": "{\"checkSafePhone\":false}"})
         };
-        return passport_json(&body);
+        return with_cookies(passport_json(&body), &set);
     }
-    redirect(&location, &[])
+    redirect(&location, &set)
 }
 
 pub async fn sts(State(app): State<Shared>, Query(q): Query) -> Response {

@@ -20,19 +20,37 @@
 //!
 //! A missing or unknown context, `identity_session` or finish ticket → `70016` with a
 //! description that says to start the login again. Contexts live 10 minutes.
+//!
+//! **Today's passport (§10.3, the default; the above is `legacy-passport`).** Differences:
+//! - `authStart` answers the web page (HTML, 200), not a redirect: clients rewrite the path
+//!   to `/identity/list` themselves;
+//! - the context may come in the query (`?sid=&context=&mask=0&_locale=`) instead of, or with,
+//!   the `identity_session` cookie; `send*Ticket`, `verify*` and `userQuota` take
+//!   **form-encoded** bodies only (any other body → `70016`, "form-encoded");
+//! - a channel not in `options` → `code:2`, `version:"v2"`;
+//! - a second code sooner than the account's `send-gap` (60 s) after the last → `20024` with
+//!   `data.wt` (seconds left);
+//! - `POST /identity/pass/sms/userQuota` (`addressType=PH|EM`, `contentType=160040`) →
+//!   `code:0`, `info` = codes left today on that channel (the answer's shape is the
+//!   emulator's choice: no public capture shows it);
+//! - the verified `location` is `/identity/result/check?sid=&context=`, which redirects to
+//!   `/pass/serviceLoginAuth2/end?sid=&context=`; that answers the HTML "Xiaomi Account -
+//!   Tips" page (200) `tips` times (default once), then 302 to the STS with the passToken
+//!   cookies and `extension-pragma`. An unknown or finished context there is an HTML error
+//!   page (200), as a browser would see.
 
 use std::collections::HashMap;
 use std::time::Instant;
 
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue};
-use axum::response::Response;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 use rand::Rng;
 use serde_json::json;
 
 use crate::config::accounts::Channel;
 use crate::http::reply::redirect;
-use crate::http::request::{Params, Query};
+use crate::http::request::{query, Params, Query};
 use crate::http::state::Shared;
 use crate::passport::accounts::{Account, SendRefused};
 use crate::passport::common::{passport_json, with_cookies, Completed};
@@ -54,9 +72,61 @@ fn lost() -> Response {
     )
 }
 
-/// `GET /fe/service/identity/authStart`
-pub async fn auth_start(RawQuery(q): RawQuery) -> Response {
-    redirect(&format!("/identity/list?{}", q.unwrap_or_default()), &[])
+/// An HTML page of the passport's web front end (200): what a browser gets.
+pub fn html_page(title: &str, text: &str) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+        Html(format!(
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><div class=\"tips\"><p>{text}</p></div></body></html>"
+        )),
+    )
+        .into_response()
+}
+
+/// `GET /fe/service/identity/authStart`: today, the web page; before, a redirect to the list.
+pub async fn auth_start(State(app): State<Shared>, RawQuery(q): RawQuery) -> Response {
+    let raw = q.unwrap_or_default();
+    let ctx = query(Some(&raw))
+        .get("context")
+        .cloned()
+        .unwrap_or_default();
+    let modern = app
+        .passport
+        .identity
+        .with(|s| s.contexts.get(&ctx).map(|p| p.modern))
+        .unwrap_or(!app.config.accounts.legacy_passport);
+    if modern {
+        return html_page(
+            "Xiaomi Account - Security verification",
+            "To keep your account safe, verify your identity.",
+        );
+    }
+    redirect(&format!("/identity/list?{raw}"), &[])
+}
+
+/// Whether the context `ctx` runs today's passport.
+fn modern(app: &Shared, ctx: &str) -> bool {
+    app.passport
+        .identity
+        .with(|s| s.contexts.get(ctx).is_some_and(|p| p.modern))
+}
+
+/// §10.3: today's ticket endpoints take form-encoded bodies only.
+fn form_encoded(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+fn not_form() -> Response {
+    error(
+        70016,
+        "参数错误",
+        "send the fields form-encoded (application/x-www-form-urlencoded)",
+    )
 }
 
 /// `GET /identity/list`
@@ -115,13 +185,28 @@ fn not_offered(channel: Channel) -> Response {
     )
 }
 
+/// A channel the context's account does not offer: today `code:2, version:"v2"`.
+fn refuse_channel(app: &Shared, ctx: &str, channel: Channel) -> Response {
+    if modern(app, ctx) {
+        return passport_json(&json!({
+            "code": 2, "version": "v2", "result": "error",
+            "description": format!("no {} check for this account: use one of options", channel.name()),
+        }));
+    }
+    not_offered(channel)
+}
+
 /// `GET /identity/auth/verifyPhone|verifyEmail`: the masked destination.
-async fn describe(app: Shared, headers: HeaderMap, channel: Channel) -> Response {
-    let Some(ctx) = app.passport.identity.context_of(&headers) else {
+async fn describe(app: Shared, headers: HeaderMap, q: Query, channel: Channel) -> Response {
+    let Some(ctx) = app
+        .passport
+        .identity
+        .context_of(&headers, q.0.get("context").map(String::as_str))
+    else {
         return lost();
     };
     let Some(account) = offered(&app, &ctx, channel) else {
-        return not_offered(channel);
+        return refuse_channel(&app, &ctx, channel);
     };
     let mut body = json!({"code": 0, "result": "ok", "description": "成功"});
     match channel {
@@ -132,15 +217,35 @@ async fn describe(app: Shared, headers: HeaderMap, channel: Channel) -> Response
 }
 
 /// `POST /identity/auth/sendPhoneTicket|sendEmailTicket`
-async fn send(app: Shared, headers: HeaderMap, channel: Channel) -> Response {
-    let Some(ctx) = app.passport.identity.context_of(&headers) else {
+async fn send(
+    app: Shared,
+    headers: HeaderMap,
+    p: HashMap<String, String>,
+    channel: Channel,
+) -> Response {
+    let Some(ctx) = app
+        .passport
+        .identity
+        .context_of(&headers, p.get("context").map(String::as_str))
+    else {
         return lost();
     };
+    if modern(&app, &ctx) && !form_encoded(&headers) {
+        return not_form();
+    }
     let Some(account) = offered(&app, &ctx, channel) else {
-        return not_offered(channel);
+        return refuse_channel(&app, &ctx, channel);
     };
     match app.passport.accounts.take_quota(&account.id, channel) {
         Ok(()) => {}
+        Err(SendRefused::TooFast(wt)) => {
+            app.stats.count("login_code_too_fast", 1);
+            tracing::info!(account = %account.id, wt, "code asked too soon after the last");
+            return passport_json(&json!({
+                "code": 20024, "result": "error", "description": "发送太频繁，请稍后再试",
+                "data": {"wt": wt},
+            }));
+        }
         Err(SendRefused::Quota) => {
             app.stats.count("login_code_quota", 1);
             tracing::info!(account = %account.id, channel = channel.name(), "code quota exceeded");
@@ -178,11 +283,19 @@ async fn verify(
     p: HashMap<String, String>,
     channel: Channel,
 ) -> Response {
-    let Some(ctx) = app.passport.identity.context_of(&headers) else {
+    let Some(ctx) = app
+        .passport
+        .identity
+        .context_of(&headers, p.get("context").map(String::as_str))
+    else {
         return lost();
     };
+    let today = modern(&app, &ctx);
+    if today && !form_encoded(&headers) {
+        return not_form();
+    }
     let Some(account) = offered(&app, &ctx, channel) else {
-        return not_offered(channel);
+        return refuse_channel(&app, &ctx, channel);
     };
     let ticket = p.get("ticket").map(|t| t.trim().to_string());
     let trust = p.get("trust").is_some_and(|t| t == "true");
@@ -220,14 +333,90 @@ async fn verify(
     app.stats.count("login_2fa_verified", 1);
     tracing::info!(account = %account.id, trust, "identity: code verified");
     let host = app.host(&headers);
+    let location = if today {
+        format!(
+            "{host}/identity/result/check?sid={}&context={ctx}&_locale=zh_CN",
+            enc(&sid)
+        )
+    } else {
+        format!(
+            "{host}/identity/result/check?sid={}&ticket={finish}",
+            enc(&sid)
+        )
+    };
     passport_json(&json!({
-        "code": 0, "result": "ok", "description": "成功",
-        "location": format!("{host}/identity/result/check?sid={}&ticket={finish}", enc(&sid)),
+        "code": 0, "result": "ok", "description": "成功", "location": location,
     }))
 }
 
-/// `GET /identity/result/check?ticket=`: the end of the chain (passToken cookies, then STS).
+/// `POST /identity/pass/sms/userQuota` (§10.3): codes left today on a channel.
+pub async fn user_quota(
+    State(app): State<Shared>,
+    headers: HeaderMap,
+    Params(p): Params,
+) -> Response {
+    let Some(ctx) = app
+        .passport
+        .identity
+        .context_of(&headers, p.get("context").map(String::as_str))
+    else {
+        return lost();
+    };
+    if modern(&app, &ctx) && !form_encoded(&headers) {
+        return not_form();
+    }
+    let channel = match p.get("addressType").map(String::as_str) {
+        Some("PH") => Channel::Phone,
+        Some("EM") => Channel::Email,
+        _ => return error(70016, "参数错误", "addressType must be PH or EM"),
+    };
+    let Some(user) = app
+        .passport
+        .identity
+        .with(|s| s.contexts.get(&ctx).map(|p| p.user.clone()))
+    else {
+        return lost();
+    };
+    let left = app
+        .passport
+        .accounts
+        .quota_left(&user, channel)
+        .unwrap_or(0);
+    passport_json(&json!({
+        "code": 0, "result": "ok", "description": "成功", "info": left.to_string(),
+    }))
+}
+
+fn html_lost() -> Response {
+    html_page(
+        "Xiaomi Account - Error",
+        "This verification has expired or was already used. Sign in again.",
+    )
+}
+
+/// `GET /identity/result/check`: before, `?ticket=` ends the chain (passToken cookies, then
+/// STS); today `?context=` redirects to `/pass/serviceLoginAuth2/end`.
 pub async fn finish(State(app): State<Shared>, headers: HeaderMap, Query(q): Query) -> Response {
+    if let Some(ctx) = q.get("context").filter(|c| !c.is_empty()) {
+        let verified = app.passport.identity.with(|s| {
+            s.contexts
+                .get(ctx)
+                .is_some_and(|p| p.finish.is_some() && p.expires > Instant::now())
+        });
+        if !verified {
+            return html_lost();
+        }
+        let sid = q.get("sid").cloned().unwrap_or_else(|| "i.mi.com".into());
+        let host = app.host(&headers);
+        return redirect(
+            &format!(
+                "{host}/pass/serviceLoginAuth2/end?sid={}&context={ctx}&_ssign={}",
+                enc(&sid),
+                random_b64url(21)
+            ),
+            &[],
+        );
+    }
     let ticket = q.get("ticket").cloned().unwrap_or_default();
     let done = app.passport.identity.with(|s| {
         let ctx = s
@@ -238,12 +427,56 @@ pub async fn finish(State(app): State<Shared>, headers: HeaderMap, Query(q): Que
         s.contexts.remove(&ctx)
     });
     let Some(p) = done else { return lost() };
-    let host = app.host(&headers);
+    complete(&app, &headers, p)
+}
+
+/// `GET /pass/serviceLoginAuth2/end?context=` (§10.3): the "Tips" page while the login has
+/// some left, then the end of the chain.
+pub async fn auth2_end(State(app): State<Shared>, headers: HeaderMap, Query(q): Query) -> Response {
+    let ctx = q.get("context").cloned().unwrap_or_default();
+    enum Step {
+        Lost,
+        Tips,
+        Done(Box<crate::passport::pending::Pending>),
+    }
+    let step = app.passport.identity.with(|s| {
+        let Some(p) = s
+            .contexts
+            .get_mut(&ctx)
+            .filter(|p| p.finish.is_some() && p.expires > Instant::now())
+        else {
+            return Step::Lost;
+        };
+        if p.tips_left > 0 {
+            p.tips_left -= 1;
+            return Step::Tips;
+        }
+        s.contexts
+            .remove(&ctx)
+            .map_or(Step::Lost, |p| Step::Done(Box::new(p)))
+    });
+    match step {
+        Step::Lost => html_lost(),
+        Step::Tips => {
+            app.stats.count("login_tips_page", 1);
+            tracing::info!("serviceLoginAuth2/end: Tips page");
+            html_page(
+                "Xiaomi Account - Tips",
+                "The system is busy. Please refresh the page and try again.",
+            )
+        }
+        Step::Done(p) => complete(&app, &headers, *p),
+    }
+}
+
+/// A verified identity check ends: passToken cookies, `extension-pragma`, 302 to the STS.
+fn complete(app: &Shared, headers: &HeaderMap, p: crate::passport::pending::Pending) -> Response {
+    let host = app.host(headers);
     let device = p
         .device
         .clone()
         .unwrap_or_else(|| format!("wb_{}", random_b64url(12)));
-    let login = Completed::new(&app, &host, &p.user, &p.followup, &device);
+    let login = Completed::new(app, &host, &p.user, &p.followup, &device);
     app.stats.count("login_2fa_ok", 1);
     tracing::info!(account = %p.user, "identity: login complete");
     let mut resp = with_cookies(redirect(&login.location, &[]), &login.cookies());
@@ -257,11 +490,19 @@ pub async fn finish(State(app): State<Shared>, headers: HeaderMap, Query(q): Que
 
 macro_rules! per_channel {
     ($describe:ident, $send:ident, $verify:ident, $ch:expr) => {
-        pub async fn $describe(State(app): State<Shared>, headers: HeaderMap) -> Response {
-            describe(app, headers, $ch).await
+        pub async fn $describe(
+            State(app): State<Shared>,
+            headers: HeaderMap,
+            q: Query,
+        ) -> Response {
+            describe(app, headers, q, $ch).await
         }
-        pub async fn $send(State(app): State<Shared>, headers: HeaderMap) -> Response {
-            send(app, headers, $ch).await
+        pub async fn $send(
+            State(app): State<Shared>,
+            headers: HeaderMap,
+            Params(p): Params,
+        ) -> Response {
+            send(app, headers, p, $ch).await
         }
         pub async fn $verify(
             State(app): State<Shared>,

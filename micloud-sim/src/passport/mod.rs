@@ -9,6 +9,13 @@
 //! - the flows: [`auth`] (the passToken chain `serviceLogin` → `/sts`, AutoRenewal, the
 //!   session probes), [`password`] (`serviceLoginAuth2`), [`captcha`], [`identity`] (2FA by
 //!   SMS or e-mail), [`qr`] (QR login and its long poll).
+//!
+//! Two passports are played, per account: **today's** (the reference's §10, the default:
+//! captcha first with 87001, the form-only two-step check ending `result/check` →
+//! `serviceLoginAuth2/end` with its HTML "Tips" pages, 20024, `userQuota`, passToken rotation on
+//! `serviceLogin`, a QR login's new device held at 401) and the **older** one of §2
+//! (`--legacy-passport`, or `legacy-passport=on` per account). Each flow's `//!` says where
+//! they differ.
 
 pub mod accounts;
 pub mod auth;

@@ -6,7 +6,11 @@
 //! `captCode` + cookie `ick`. It is judged in this order, every answer `&&&START&&&` + JSON:
 //! 1. missing or wrong `_sign`, unknown user → `70016` (the exact 13-field body of §2.3);
 //! 2. captcha required and no `captCode` → `70016` with `captchaUrl`; a wrong or stale code →
-//!    `87001` with a new `captchaUrl` (emulator's choice: no public capture of that answer);
+//!    `87001` with a new `captchaUrl` (emulator's choice: no public capture of that answer).
+//!    Today's passport (§10.2, the default) wants a captcha at *every* password attempt, and
+//!    the first one (no `captCode`) answers `87001` with `captchaUrl` and an empty
+//!    `location`, before the password is looked at; `legacy-passport` accounts follow
+//!    their `captcha` setting and answer `70016` as above;
 //! 3. wrong password → `70016` (`captchaUrl` set once `captcha=N` is reached);
 //! 4. 2FA account from an untrusted `deviceId` → `code:0`, `location:""`, `notificationUrl`,
 //!    `securityStatus:16` (see [`crate::passport::identity`]);
@@ -75,6 +79,10 @@ pub async fn service_login_auth2(
             (None, _) => {
                 app.stats.count("login_captcha_required", 1);
                 tracing::info!(account = %id, "serviceLoginAuth2: captcha required");
+                // §10.2: today the first attempt answers 87001, before any password check.
+                if !account.legacy {
+                    return refuse(87001, "请输入验证码", Some(captcha_url()));
+                }
                 return refuse(70016, "登录验证失败", Some(captcha_url()));
             }
             (Some(a), Some(ick)) if app.passport.captchas.check(ick, a) => {}
@@ -106,14 +114,18 @@ pub async fn service_login_auth2(
     if !account.two_factor.channels().is_empty()
         && !app.passport.accounts.is_trusted(&id, device.as_deref())
     {
-        let context = app
-            .passport
-            .identity
-            .start(&id, device.clone(), &followup, &sid);
+        let context = app.passport.identity.start(
+            &id,
+            device.clone(),
+            &followup,
+            &sid,
+            (!account.legacy).then_some(account.tips),
+        );
         app.stats.count("login_2fa_required", 1);
         tracing::info!(account = %id, "serviceLoginAuth2: identity check required");
+        let mask = if account.legacy { "" } else { "&mask=0" };
         let notification = format!(
-            "{host}/fe/service/identity/authStart?sid={}&context={context}&_locale=zh_CN",
+            "{host}/fe/service/identity/authStart?sid={}&context={context}{mask}&_locale=zh_CN",
             enc(&sid)
         );
         return passport_json(&json!({

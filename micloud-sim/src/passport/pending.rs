@@ -78,6 +78,10 @@ pub struct Pending {
     pub codes: HashMap<Channel, String>,
     /// Set once a code was verified: the finish ticket of `/identity/result/check`.
     pub finish: Option<String>,
+    /// Today's passport (§10): form-only endpoints, `result/check` → `Auth2/end` → STS.
+    pub modern: bool,
+    /// §10: "Tips" pages `Auth2/end` still answers before it redirects.
+    pub tips_left: u32,
 }
 
 /// The identity checks under way.
@@ -106,7 +110,14 @@ impl Identity {
     }
 
     /// Open a context for `user` after a correct password; returns its id.
-    pub fn start(&self, user: &str, device: Option<String>, followup: &str, sid: &str) -> String {
+    pub fn start(
+        &self,
+        user: &str,
+        device: Option<String>,
+        followup: &str,
+        sid: &str,
+        modern_tips: Option<u32>,
+    ) -> String {
         let context = random_b64url(24);
         self.with(|s| {
             let now = Instant::now();
@@ -123,6 +134,8 @@ impl Identity {
                     expires: now + CONTEXT_TTL,
                     codes: HashMap::new(),
                     finish: None,
+                    modern: modern_tips.is_some(),
+                    tips_left: modern_tips.unwrap_or(0),
                 },
             );
         });
@@ -144,11 +157,19 @@ impl Identity {
         })
     }
 
-    /// The context of a request's `identity_session` cookie.
-    pub fn context_of(&self, headers: &HeaderMap) -> Option<String> {
-        let session = cookies(headers).get("identity_session").cloned()?;
+    /// The context of a request: its `identity_session` cookie's, else the `context` of its
+    /// query (today's passport puts it there, §10.3); they must agree when both are given.
+    pub fn context_of(&self, headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+        let session = cookies(headers).get("identity_session").cloned();
         self.with(|s| {
-            let ctx = s.sessions.get(&session)?;
+            let by_cookie = session.and_then(|c| s.sessions.get(&c).cloned());
+            let ctx = match (by_cookie, query.filter(|q| !q.is_empty())) {
+                (Some(c), Some(q)) if c != q => return None,
+                (Some(c), _) => c,
+                (None, Some(q)) => q.to_string(),
+                (None, None) => return None,
+            };
+            let ctx = &ctx;
             s.contexts
                 .get(ctx)
                 .filter(|p| p.expires > Instant::now())
@@ -166,6 +187,8 @@ pub struct Done {
 /// One QR login waiting to be scanned.
 pub struct Ticket {
     pub host: String,
+    /// The `deviceId` cookie of the client that asked for the ticket.
+    pub device: Option<String>,
     pub followup: String,
     pub login_url: String,
     pub expires: Instant,

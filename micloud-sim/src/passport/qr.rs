@@ -24,7 +24,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::http::reply::{json, plain};
-use crate::http::request::Query;
+use crate::http::request::{cookies, Query};
 use crate::http::state::Shared;
 use crate::passport::common::{followup_of, passport_json, with_cookies, Completed};
 use crate::passport::images::{gray_png, Bitmap};
@@ -57,6 +57,7 @@ pub async fn login_url(State(app): State<Shared>, headers: HeaderMap, Query(q): 
         &id,
         Ticket {
             host: host.clone(),
+            device: cookies(&headers).get("deviceId").cloned(),
             followup,
             login_url: login_url.clone(),
             expires: Instant::now() + timeout,
@@ -191,8 +192,15 @@ pub async fn confirm(State(app): State<Shared>, Query(q): Query) -> Response {
             format!("QR ticket {id} is already confirmed: ask for a new one"),
         );
     }
-    let device = format!("wb_{}", random_b64url(12));
+    let known_device = t.device.clone();
+    let device = known_device
+        .clone()
+        .unwrap_or_else(|| format!("wb_{}", random_b64url(12)));
     let login = Completed::new(&app, &t.host, &user, &t.followup, &device);
+    if app.passport.accounts.qr_login(&user, Some(&device)) {
+        app.stats.count("login_qr_new_device", 1);
+        tracing::info!(account = %user, "QR login from a new device: gallery closed until the identity check");
+    }
     let done = Done {
         body: Value::Object(login.fields()),
         cookies: login.cookies(),

@@ -14,12 +14,14 @@
 //!
 //! `album/video` is the virtual Videos album: the count, cover and `lastUpdateTime` of every
 //! video outside the private album; `thumbnails` follows the album rule (absent when empty).
+//! An account whose gallery was lost to its region (`gallery=empty`, §10.1) sees no album.
 
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::{json, Value};
 
+use crate::config::accounts::GalleryState;
 use crate::http::reply::ok;
 use crate::http::request::{num, Query};
 use crate::http::state::{Session, Shared};
@@ -43,7 +45,8 @@ pub async fn album_list(
     let size: usize = num(&q, "pageSize", 20).max(1);
     let shared = q.get("isShared").map(String::as_str) == Some("true");
     let host = app.host(&headers);
-    let mut order: Vec<usize> = if shared {
+    let lost = app.passport.accounts.gallery_state(&user) == GalleryState::Empty;
+    let mut order: Vec<usize> = if shared || lost {
         vec![]
     } else {
         (0..g.albums.len()).collect()
