@@ -103,10 +103,9 @@ impl StatusWriter {
                 let reason = match r.state {
                     AlbumState::Complete => return None,
                     AlbumState::Pending => "not listed completely yet".to_string(),
-                    AlbumState::Failed => r
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| "listing failed".into()),
+                    AlbumState::Failed => {
+                        r.error.clone().unwrap_or_else(|| "listing failed".into())
+                    }
                 };
                 Some(Incomplete {
                     album: r.album.id.to_string(),
@@ -136,7 +135,9 @@ impl StatusWriter {
     pub(crate) fn update(&self, store: &Store, state: &str, result: &str) {
         match self.status(store, state, result) {
             Ok(s) => self.write(&s),
-            Err(e) => tracing::warn!(error = %e, "cannot read the catalog for the status file; `micloudfs status` will show an older state"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the catalog for the status file; `micloudfs status` will show an older state")
+            }
         }
     }
 

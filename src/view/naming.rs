@@ -245,8 +245,21 @@ mod tests {
         let long = "a".repeat(NAME_MAX);
         let too_long = "a".repeat(NAME_MAX + 1);
         for name in [
-            "", ".", "..", "...", " ", " \t ", "\u{b}", "a b", "a/b", "a\u{7f}", "a\tb",
-            "IMG_1.JPG", " x ", &long, &too_long,
+            "",
+            ".",
+            "..",
+            "...",
+            " ",
+            " \t ",
+            "\u{b}",
+            "a b",
+            "a/b",
+            "a\u{7f}",
+            "a\tb",
+            "IMG_1.JPG",
+            " x ",
+            &long,
+            &too_long,
         ] {
             assert_eq!(is_valid_name(name), general(name), "{name:?}");
         }

@@ -82,16 +82,16 @@ fn update(faults: &Faults, body: &[u8]) -> Result<(), String> {
                     let n = id
                         .as_u64()
                         .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
-                        .ok_or_else(|| format!("{id} is not an album id (a number or a decimal string)\n"))?;
+                        .ok_or_else(|| {
+                            format!("{id} is not an album id (a number or a decimal string)\n")
+                        })?;
                     ids.insert(n);
                 }
                 fail_albums = Some(ids);
             }
-            other => {
-                return Err(format!(
-                    "unknown field {other:?}; the fields are seed, rates, stallSecs and failAlbums\n"
-                ))
-            }
+            other => return Err(format!(
+                "unknown field {other:?}; the fields are seed, rates, stallSecs and failAlbums\n"
+            )),
         }
     }
     faults.set(seed, stall, rates);
