@@ -288,10 +288,12 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
             store.clone(),
             live_view,
             session.notifier(),
-            view_opts,
-            plan.refresh_interval,
-            warm,
-            status.clone(),
+            live::RefreshPlan {
+                opts: view_opts,
+                interval: plan.refresh_interval,
+                first_now: warm,
+                status: status.clone(),
+            },
         )
     });
     let writer = status.clone();

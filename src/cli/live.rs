@@ -80,17 +80,30 @@ pub(crate) fn describe(report: &SyncReport) -> String {
     line
 }
 
+/// How [`refresh_loop`] runs.
+pub(crate) struct RefreshPlan {
+    pub opts: ViewOptions,
+    pub interval: Duration,
+    /// Refresh at once (a warm start), not only after the first interval.
+    pub first_now: bool,
+    /// Rewritten after every refresh.
+    pub status: Arc<StatusWriter>,
+}
+
 /// Refreshes the catalog forever: every `interval`, and at once on SIGUSR1.
 pub(crate) async fn refresh_loop(
     syncer: Arc<Syncer>,
     store: Arc<Mutex<Store>>,
     live: Arc<LiveView>,
     notifier: fuser::Notifier,
-    opts: ViewOptions,
-    interval: Duration,
-    first_now: bool,
-    status: Arc<StatusWriter>,
+    plan: RefreshPlan,
 ) {
+    let RefreshPlan {
+        opts,
+        interval,
+        first_now,
+        status,
+    } = plan;
     let mut usr1 = match tokio::signal::unix::signal(
         tokio::signal::unix::SignalKind::user_defined1(),
     ) {

@@ -335,6 +335,10 @@ impl Builder {
     }
 }
 
+/// What a build handed out anew: the items (by index) with their names and inodes, and the
+/// album directories (see [`View::handed_changes`]).
+pub type HandedChanges = (Vec<(usize, HandedFile)>, Vec<(AlbumId, HandedDir)>);
+
 /// Names and inodes handed out by earlier builds, from the catalog: a build keeps them.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Kept<'a> {
@@ -742,7 +746,7 @@ impl View {
         &self,
         before: &[HandedFile],
         dirs_before: &HashMap<AlbumId, HandedDir>,
-    ) -> (Vec<(usize, HandedFile)>, Vec<(AlbumId, HandedDir)>) {
+    ) -> HandedChanges {
         let same = |node: Option<u32>, old: &Option<HandedName>| match (node, old) {
             (None, None) => true,
             (Some(n), Some(h)) => {

@@ -89,9 +89,11 @@ fn update(faults: &Faults, body: &[u8]) -> Result<(), String> {
                 }
                 fail_albums = Some(ids);
             }
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown field {other:?}; the fields are seed, rates, stallSecs and failAlbums\n"
-            )),
+            ))
+            }
         }
     }
     faults.set(seed, stall, rates);
