@@ -552,11 +552,18 @@ fn an_album_that_fails_to_list_is_shown_incomplete_and_the_others_are_complete()
     assert_eq!(json["items"], serde_json::json!(items.len()));
     assert!(json["cached_bytes"].as_u64().unwrap() > 0, "{json}");
     m.unmount();
-    let json: serde_json::Value = serde_json::from_str(&status(&[
-        "--json",
-        "--cache-dir",
-        m.cache.to_str().unwrap(),
-    ]))
-    .unwrap();
-    assert_eq!(json["state"], "unmounted");
+    // The daemon marks the file as its session ends, just after the kernel unmount.
+    wait_until(
+        "the status to say unmounted",
+        Duration::from_secs(30),
+        || {
+            let json: serde_json::Value = serde_json::from_str(&status(&[
+                "--json",
+                "--cache-dir",
+                m.cache.to_str().unwrap(),
+            ]))
+            .unwrap();
+            json["state"] == "unmounted"
+        },
+    );
 }
