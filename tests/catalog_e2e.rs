@@ -31,6 +31,20 @@ fn inodes(root: &Path) -> BTreeMap<String, u64> {
     out
 }
 
+/// The errno of `getxattr(path, name)` (0 when it succeeds).
+fn getxattr_errno(path: &Path, name: &str) -> i32 {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = [0u8; 256];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let r = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if r >= 0 {
+        0
+    } else {
+        std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+    }
+}
+
 fn refresh(m: &Mount) -> String {
     stdout_of(&run_ok(Command::new(MICLOUDFS).arg("refresh").arg(&m.mnt)))
 }
@@ -447,4 +461,109 @@ fn recordings_are_listed_by_type_and_read_verified() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn an_album_that_fails_to_list_is_shown_incomplete_and_the_others_are_complete() {
+    let sim = Sim::spawn(&["--seed", "29", "--items", "60"]);
+    let items = visible(&sim.manifest());
+    let broken = items
+        .iter()
+        .map(|i| i.album_id.clone())
+        .find(|a| !["1", "2", "1000"].contains(&a.as_str()))
+        .expect("the emulator's gallery has a user album with items");
+    sim.post_json(
+        "/_sim/faults",
+        serde_json::json!({ "failAlbums": [broken.clone()] }),
+    );
+
+    let m = Mount::tempdirs();
+    run_ok(&mut login_command(&sim, "V1:sim-pass-token", &m.config));
+    let said = stdout_of(&run_ok(&mut m.mount_command()));
+    assert!(is_mounted(&m.mnt));
+    assert!(said.contains("1 album(s) incomplete"), "{said}");
+
+    // Every other album is complete: its files are there, with the listed bytes.
+    let others: Vec<SimItem> = items
+        .iter()
+        .filter(|i| i.album_id != broken)
+        .cloned()
+        .collect();
+    let files = walk(&m.path("albums"));
+    assert_same_items(&files, &others, true);
+
+    // `ls -l` asks every entry for its security label and ACL: the mount says it supports
+    // neither (so `ls` stops asking), and still serves its own `user.*` attributes.
+    let some_file = m.path("albums").join(files.keys().next().unwrap());
+    for name in ["security.selinux", "system.posix_acl_access"] {
+        assert_eq!(getxattr_errno(&some_file, name), libc::EOPNOTSUPP, "{name}");
+    }
+    assert_eq!(getxattr_errno(&some_file, "user.none"), libc::ENODATA);
+    assert_eq!(xattr(&some_file, "user.micloud.sha1").len(), 40);
+
+    // Not silently: the log, `status` (by mount point and by cache dir) and `stats` say so.
+    let log = m.log();
+    assert!(
+        log.contains(&format!("album={broken}")) && log.contains("could not be listed"),
+        "{log}"
+    );
+    let status = |args: &[&str]| {
+        let mut c = Command::new(MICLOUDFS);
+        c.arg("status").args(args);
+        stdout_of(&run_ok(&mut c))
+    };
+    // The daemon writes its status file just after the mount goes live.
+    wait_until("the status file", Duration::from_secs(30), || {
+        m.cache.join("status.json").exists()
+    });
+    let text = status(&[m.mnt.to_str().unwrap()]);
+    assert!(text.contains("incomplete albums (1)"), "{text}");
+    assert!(text.contains(&format!("(album {broken}): ")), "{text}");
+    let json: serde_json::Value = serde_json::from_str(&status(&[
+        "--json",
+        "--cache-dir",
+        m.cache.to_str().unwrap(),
+    ]))
+    .unwrap();
+    assert_eq!(json["state"], "mounted");
+    assert_eq!(json["items"], serde_json::json!(others.len()));
+    let incomplete = json["incomplete"].as_array().unwrap();
+    assert_eq!(incomplete.len(), 1, "{json}");
+    assert_eq!(incomplete[0]["album"], serde_json::json!(broken));
+    assert!(!incomplete[0]["reason"].as_str().unwrap().is_empty());
+    let mut stats = Command::new(MICLOUDFS);
+    stats
+        .arg("stats")
+        .arg("--config-dir")
+        .arg(&m.config)
+        .arg("--cache-dir")
+        .arg(&m.cache);
+    let stats = stdout_of(&run_ok(&mut stats));
+    assert!(stats.contains("incomplete albums (1)"), "{stats}");
+
+    // Once the service lists it again, a refresh completes it and the status says so.
+    sim.post_json("/_sim/faults", serde_json::json!({ "failAlbums": [] }));
+    let line = refresh(&m);
+    assert!(!line.contains("incomplete"), "{line}");
+    assert_same_items(&walk(&m.path("albums")), &items, true);
+    let json: serde_json::Value =
+        serde_json::from_str(&status(&["--json", m.mnt.to_str().unwrap()])).unwrap();
+    assert_eq!(json["incomplete"], serde_json::json!([]), "{json}");
+    assert_eq!(json["items"], serde_json::json!(items.len()));
+    assert!(json["cached_bytes"].as_u64().unwrap() > 0, "{json}");
+    m.unmount();
+    // The daemon marks the file as its session ends, just after the kernel unmount.
+    wait_until(
+        "the status to say unmounted",
+        Duration::from_secs(30),
+        || {
+            let json: serde_json::Value = serde_json::from_str(&status(&[
+                "--json",
+                "--cache-dir",
+                m.cache.to_str().unwrap(),
+            ]))
+            .unwrap();
+            json["state"] == "unmounted"
+        },
+    );
 }

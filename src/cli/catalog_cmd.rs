@@ -6,11 +6,12 @@
 //! - `ls [PATH]` builds the tree from the catalog (with the names the mount handed out) and
 //!   lists one folder as `ls -l` would, without mounting or any network.
 //! - `stats` sums the catalog per album, type and year, with how much of it is in the cache.
+//! - `status [MOUNTPOINT]` prints a mount's status file (see `status`).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{CatalogArgs, LsArgs, RefreshArgs};
+use super::{CatalogArgs, LsArgs, RefreshArgs, StatusArgs};
 use crate::account::{self, AccountStore};
 use crate::catalog::{catalog_path, Catalog, Store};
 use crate::view::{DateZone, NodeKind, View, ViewOptions};
@@ -272,5 +273,27 @@ pub(crate) fn stats(args: CatalogArgs) -> Result<(), String> {
         ));
     }
     print!("{out}");
+    Ok(())
+}
+
+pub(crate) fn status(args: StatusArgs) -> Result<(), String> {
+    let path = match &args.mountpoint {
+        Some(mnt) => get_xattr(mnt, "user.micloudfs.status")
+            .map(std::path::PathBuf::from)
+            .map_err(|e| {
+                format!(
+                    "{} is not a running micloudfs mount ({e}); give no mount point to read the last status in --cache-dir",
+                    mnt.display()
+                )
+            })?,
+        None => account::cache_dir(args.cache_dir.clone())?.join(super::status::STATUS_FILE),
+    };
+    let s = super::status::read(&path)?;
+    if args.json {
+        let json = serde_json::to_string_pretty(&s).map_err(|e| e.to_string())?;
+        println!("{json}");
+    } else {
+        print!("{}", super::status::render(&s));
+    }
     Ok(())
 }

@@ -7,12 +7,14 @@
 //!   SIGUSR1 (what `micloudfs refresh MOUNTPOINT` sends), rebuilds the tree, swaps it into
 //!   the file system and tells the kernel what changed (`fs::invalidate`). An unreachable
 //!   service is said once in the log; the mount goes on serving the catalog offline and
-//!   tries again at the next interval.
+//!   tries again at the next interval. After each refresh the status file is rewritten
+//!   (`status`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::status::StatusWriter;
 use crate::catalog::{Catalog, Store, StoreError, SyncReport, Syncer};
 use crate::fs::LiveView;
 use crate::view::{View, ViewOptions};
@@ -28,28 +30,17 @@ pub(crate) fn build_view(
     let t1 = std::time::Instant::now();
     let view = View::of_catalog(&catalog, opts);
     let t2 = std::time::Instant::now();
-    let (files, dirs) = view.handed_out();
-    let changed_files: Vec<usize> = files
-        .iter()
-        .enumerate()
-        .filter(|(i, h)| catalog.handed.get(*i) != Some(h))
-        .map(|(i, _)| i)
-        .collect();
-    let changed_dirs: Vec<_> = dirs
-        .iter()
-        .filter(|(id, d)| catalog.dirs.get(id) != Some(d))
-        .cloned()
-        .collect();
+    let (changed_files, changed_dirs) = view.handed_changes(&catalog.handed, &catalog.dirs);
     if !changed_files.is_empty() || !changed_dirs.is_empty() {
         store.write(|tx| {
-            for &i in &changed_files {
-                let item = &catalog.items[i];
+            for (i, h) in &changed_files {
+                let item = &catalog.items[*i];
                 if item.kind == crate::model::MediaKind::Recording {
-                    if let Some(h) = &files[i].album {
+                    if let Some(h) = &h.album {
                         tx.set_recording_name(item.id.0, h)?;
                     }
                 } else {
-                    tx.set_item_names(item.id, &files[i])?;
+                    tx.set_item_names(item.id, h)?;
                 }
             }
             for (id, d) in &changed_dirs {
@@ -89,16 +80,30 @@ pub(crate) fn describe(report: &SyncReport) -> String {
     line
 }
 
+/// How [`refresh_loop`] runs.
+pub(crate) struct RefreshPlan {
+    pub opts: ViewOptions,
+    pub interval: Duration,
+    /// Refresh at once (a warm start), not only after the first interval.
+    pub first_now: bool,
+    /// Rewritten after every refresh.
+    pub status: Arc<StatusWriter>,
+}
+
 /// Refreshes the catalog forever: every `interval`, and at once on SIGUSR1.
 pub(crate) async fn refresh_loop(
     syncer: Arc<Syncer>,
     store: Arc<Mutex<Store>>,
     live: Arc<LiveView>,
     notifier: fuser::Notifier,
-    opts: ViewOptions,
-    interval: Duration,
-    first_now: bool,
+    plan: RefreshPlan,
 ) {
+    let RefreshPlan {
+        opts,
+        interval,
+        first_now,
+        status,
+    } = plan;
     let mut usr1 = match tokio::signal::unix::signal(
         tokio::signal::unix::SignalKind::user_defined1(),
     ) {
@@ -156,6 +161,14 @@ pub(crate) async fn refresh_loop(
                 format!("failed: {e}")
             }
         };
+        // The status file first: `micloudfs refresh` returns once the count moves, and what
+        // it says then must already be in the file.
+        let (store2, status2, line2) = (store.clone(), status.clone(), line.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            let store = store2.lock().unwrap_or_else(|p| p.into_inner());
+            status2.update(&store, "mounted", &line2);
+        })
+        .await;
         live.refreshed(line);
     }
 }

@@ -19,6 +19,7 @@ mod mounttable;
 mod progress;
 mod ready;
 mod signals;
+mod status;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -61,6 +62,9 @@ enum Command {
     Ls(LsArgs),
     /// Counts and bytes per album, type and year, and how much is cached, from the catalog.
     Stats(CatalogArgs),
+    /// The state a mount last reported: last sync and its result, incomplete albums, items,
+    /// bytes cached (its status file).
+    Status(StatusArgs),
     /// Look after the cache of downloaded originals.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -106,6 +110,20 @@ pub(crate) struct RefreshArgs {
     /// Give up waiting after this many seconds (the refresh goes on in the daemon).
     #[arg(long, value_name = "SECS", default_value_t = 600)]
     pub timeout: u64,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct StatusArgs {
+    /// A running mount (it says where its status file is) [default: the status file of
+    /// --cache-dir].
+    #[arg(value_name = "MOUNTPOINT")]
+    pub mountpoint: Option<PathBuf>,
+    /// The cache dir the mount uses [default: ~/.cache/micloudfs].
+    #[arg(long, value_name = "DIR", env = "MICLOUDFS_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Print the status file as it is (JSON).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -328,6 +346,7 @@ pub fn run() -> ExitCode {
         Command::Refresh(args) => catalog_cmd::refresh(args),
         Command::Ls(args) => catalog_cmd::ls(args),
         Command::Stats(args) => catalog_cmd::stats(args),
+        Command::Status(args) => catalog_cmd::status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

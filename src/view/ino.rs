@@ -80,9 +80,15 @@ impl InoAllocator {
     /// `kept` (the inode handed to this node before) when it is still free, else
     /// [`InoAllocator::alloc`] of `key`.
     pub fn alloc_kept(&mut self, key: &[u8], kept: Option<Ino>) -> Ino {
+        self.alloc_kept_with(kept, || key.to_vec())
+    }
+
+    /// [`InoAllocator::alloc_kept`] with the key made only when it is needed (a warm build
+    /// keeps every inode and so formats no key at all).
+    pub fn alloc_kept_with(&mut self, kept: Option<Ino>, key: impl FnOnce() -> Vec<u8>) -> Ino {
         match kept {
             Some(ino) if ino > ROOT_INO && self.used.insert(ino) => ino,
-            _ => self.alloc(key),
+            _ => self.alloc(&key()),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! `GET`/`POST /_sim/faults`: show or change the fault rates, seed and stall time while the
 //! emulator runs. A POST with any of `seed`, `stallSecs`, `rates` (an object of kind →
 //! percent that replaces all rates, unlisted kinds = 0) sets them, restarts every draw
-//! sequence, and answers the new state; a bad body is 400 with what to send.
+//! sequence, and answers the new state; `failAlbums` (album ids, as numbers or decimal
+//! strings; replaces the list) makes exactly those albums' listings fail (see
+//! [`crate::link::faults`]). A bad body is 400 with what to send.
 
 use std::time::Duration;
 
@@ -41,6 +43,7 @@ fn update(faults: &Faults, body: &[u8]) -> Result<(), String> {
     let mut seed = None;
     let mut stall = None;
     let mut rates = None;
+    let mut fail_albums = None;
     for (k, v) in obj {
         match k.as_str() {
             "seed" => seed = Some(v.as_u64().ok_or("seed must be a non-negative integer\n")?),
@@ -70,14 +73,33 @@ fn update(faults: &Faults, body: &[u8]) -> Result<(), String> {
                 }
                 rates = Some(r);
             }
+            "failAlbums" => {
+                let list = v
+                    .as_array()
+                    .ok_or("failAlbums must be an array of album ids\n")?;
+                let mut ids = std::collections::BTreeSet::new();
+                for id in list {
+                    let n = id
+                        .as_u64()
+                        .or_else(|| id.as_str().and_then(|s| s.parse().ok()))
+                        .ok_or_else(|| {
+                            format!("{id} is not an album id (a number or a decimal string)\n")
+                        })?;
+                    ids.insert(n);
+                }
+                fail_albums = Some(ids);
+            }
             other => {
                 return Err(format!(
-                    "unknown field {other:?}; the fields are seed, rates and stallSecs\n"
-                ))
+                "unknown field {other:?}; the fields are seed, rates, stallSecs and failAlbums\n"
+            ))
             }
         }
     }
     faults.set(seed, stall, rates);
+    if let Some(ids) = fail_albums {
+        faults.set_fail_albums(ids);
+    }
     Ok(())
 }
 
@@ -111,5 +133,11 @@ mod tests {
         assert!(update(&f, br#"{"rates":{"bogus":1}}"#).is_err());
         assert!(update(&f, br#"{"seed":-1}"#).is_err());
         assert!(update(&f, b"nope").is_err());
+        update(&f, br#"{"failAlbums":[7,"12345678901234567"]}"#).unwrap();
+        assert!(f.fails_album(7) && f.fails_album(12_345_678_901_234_567));
+        assert!(!f.fails_album(8));
+        update(&f, br#"{"failAlbums":[]}"#).unwrap();
+        assert!(!f.fails_album(7));
+        assert!(update(&f, br#"{"failAlbums":[-1]}"#).is_err());
     }
 }

@@ -20,8 +20,14 @@
 //! Draw order on one request: `5xx`, `stall`, then after the handler `nodata` (or `reset`, then
 //! `corrupt`); `deleted` is drawn by the storage handler. A request gets at most one of
 //! `5xx`/`stall`/`nodata`/`reset`/`corrupt`. `GET /_sim/faults` shows
-//! `{"seed":1,"stallSecs":120,"rates":{"5xx":0.0,...}}` ([`Faults::to_json`]).
+//! `{"seed":1,"stallSecs":120,"rates":{"5xx":0.0,...},"failAlbums":[]}` ([`Faults::to_json`]).
+//!
+//! **Failing albums** (`failAlbums`, set through `/_sim/faults`): not drawn, deterministic. Every
+//! listing request of one of these albums (`galleries`/`timeline` with `albumId=`, `allitems`
+//! with `groupId=`) answers 503 with the HTML body of `5xx`, whatever the rates; other albums
+//! and every other route are untouched. So a test can break exactly one album's listing.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -37,6 +43,8 @@ struct State0 {
     stall: Duration,
     /// Draws made so far, per kind.
     drawn: [u64; 6],
+    /// Albums whose listing always fails (see the module doc).
+    fail_albums: BTreeSet<u64>,
 }
 
 /// The live fault settings and draw sequences.
@@ -53,6 +61,7 @@ impl Faults {
                 rates: cfg.faults,
                 stall: Duration::from_secs(cfg.stall_secs),
                 drawn: [0; 6],
+                fail_albums: BTreeSet::new(),
             }),
             closing: tokio::sync::watch::channel(false).0,
         }
@@ -111,7 +120,19 @@ impl Faults {
     /// `{"seed":1,"stallSecs":120,"rates":{...}}` (what `/_sim/faults` shows).
     pub fn to_json(&self) -> Value {
         let s = self.lock();
-        json!({"seed": s.seed, "stallSecs": s.stall.as_secs_f64(), "rates": s.rates.to_json()})
+        let fail: Vec<u64> = s.fail_albums.iter().copied().collect();
+        json!({"seed": s.seed, "stallSecs": s.stall.as_secs_f64(), "rates": s.rates.to_json(),
+               "failAlbums": fail})
+    }
+
+    /// Whether the listing of `album` is set to fail.
+    pub fn fails_album(&self, album: u64) -> bool {
+        self.lock().fail_albums.contains(&album)
+    }
+
+    /// Makes the listings of exactly `albums` fail from now on.
+    pub fn set_fail_albums(&self, albums: BTreeSet<u64>) {
+        self.lock().fail_albums = albums;
     }
 
     /// The rates in force.

@@ -51,6 +51,12 @@ pub async fn inject(State(app): State<Shared>, req: Request, next: Next) -> Resp
         return next.run(req).await;
     }
     let faults = &app.faults;
+    if let Some(album) = listed_album(&req) {
+        if faults.fails_album(album) {
+            app.stats.fault("failAlbum");
+            return server_error(1);
+        }
+    }
     if let Some(r) = faults.fire(Kind::ServerError, &app.stats) {
         return server_error(r);
     }
@@ -117,6 +123,20 @@ pub async fn inject(State(app): State<Shared>, req: Request, next: Next) -> Resp
         }
         _ => resp,
     }
+}
+
+/// The album a listing request is for (`galleries`/`timeline` `albumId=`, `allitems`
+/// `groupId=`); `None` for other routes.
+fn listed_album(req: &Request) -> Option<u64> {
+    let key = match req.uri().path() {
+        "/gallery/user/galleries" | "/gallery/user/timeline" => "albumId",
+        "/gallery/allitems" => "groupId",
+        _ => return None,
+    };
+    req.uri().query()?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.parse().ok()).flatten()
+    })
 }
 
 fn server_error(r: u64) -> Response {
