@@ -6,7 +6,9 @@
 //! 19 digits (17 in practice), beyond 2^53 but well inside 2^64, so they are parsed from
 //! strings and never through a float.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// An album id: `1` Camera, `2` Screenshots, `1000` the private album, or a user album's
 /// 17-digit id.
@@ -105,7 +107,9 @@ pub struct Item {
     /// The file name exactly as the service gave it: not unique, possibly hostile.
     pub file_name: String,
     pub kind: MediaKind,
-    pub mime_type: String,
+    /// Shared: a gallery has a handful of MIME types, so the catalog hands every item of one
+    /// type the same `Arc` ([`MimeTable`]): 16 bytes an item and no heap block of its own.
+    pub mime_type: Arc<str>,
     /// Exact size in bytes.
     pub size: u64,
     pub sha1: Sha1Digest,
@@ -115,4 +119,20 @@ pub struct Item {
     pub create_time_ms: i64,
     /// `exifInfo.dateTime`, camera-local `"YYYY:MM:DD HH:MM:SS"`, when the service had one.
     pub exif_date_time: Option<String>,
+}
+
+/// Interns MIME types while a catalog is loaded: one `Arc<str>` per distinct type.
+#[derive(Debug, Default)]
+pub struct MimeTable(HashSet<Arc<str>>);
+
+impl MimeTable {
+    /// The shared copy of `mime` (made on its first call).
+    pub fn intern(&mut self, mime: &str) -> Arc<str> {
+        if let Some(m) = self.0.get(mime) {
+            return Arc::clone(m);
+        }
+        let m: Arc<str> = mime.into();
+        self.0.insert(Arc::clone(&m));
+        m
+    }
 }

@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::{Album, AlbumId, Item, ItemId, MediaKind, Sha1Digest};
+use crate::model::{Album, AlbumId, Item, ItemId, MediaKind, MimeTable, Sha1Digest};
 
 /// Bumped when the schema changes incompatibly: an older catalog is then rebuilt by a full sync.
 const SCHEMA_VERSION: i64 = 1;
@@ -139,7 +139,7 @@ impl Recording {
             album_id: AlbumId(u64::from(self.kind)),
             file_name: self.file_name.clone(),
             kind: MediaKind::Recording,
-            mime_type: String::new(),
+            mime_type: "".into(),
             size: self.size,
             sha1: self.sha1,
             date_taken_ms: self.create_time_ms,
@@ -361,8 +361,10 @@ impl Store {
                  FROM items ORDER BY id",
             )?;
             let mut rows = st.query([])?;
+            let mut mimes = MimeTable::default();
             while let Some(r) = rows.next()? {
                 let sha1: Vec<u8> = r.get(6)?;
+                let mime: String = r.get(4)?;
                 let mut digest = [0u8; 20];
                 if sha1.len() == 20 {
                     digest.copy_from_slice(&sha1);
@@ -372,7 +374,7 @@ impl Store {
                     album_id: AlbumId(i2u(r.get(1)?)),
                     file_name: r.get(2)?,
                     kind: kind_of(r.get(3)?),
-                    mime_type: r.get(4)?,
+                    mime_type: mimes.intern(&mime),
                     size: i2u(r.get(5)?),
                     sha1: Sha1Digest(digest),
                     date_taken_ms: r.get(7)?,
@@ -584,7 +586,7 @@ impl Tx<'_> {
                 u2i(it.album_id.0),
                 it.file_name,
                 kind_code(it.kind),
-                it.mime_type,
+                &*it.mime_type,
                 u2i(it.size),
                 &it.sha1.0[..],
                 it.date_taken_ms,

@@ -30,27 +30,27 @@ pub(crate) fn build_view(
     let t1 = std::time::Instant::now();
     let view = View::of_catalog(&catalog, opts);
     let t2 = std::time::Instant::now();
-    let (changed_files, changed_dirs) = view.handed_changes(&catalog.handed, &catalog.dirs);
-    if !changed_files.is_empty() || !changed_dirs.is_empty() {
+    let changes = view.handed_changes(&catalog.handed, &catalog.dirs);
+    if !changes.is_empty() {
         store.write(|tx| {
-            for (i, h) in &changed_files {
-                let item = &catalog.items[*i];
+            for (i, h) in changes.files() {
+                let item = &catalog.items[i];
                 if item.kind == crate::model::MediaKind::Recording {
                     if let Some(h) = &h.album {
                         tx.set_recording_name(item.id.0, h)?;
                     }
                 } else {
-                    tx.set_item_names(item.id, h)?;
+                    tx.set_item_names(item.id, &h)?;
                 }
             }
-            for (id, d) in &changed_dirs {
+            for (id, d) in &changes.dirs {
                 tx.set_album_dir(*id, d)?;
             }
             Ok(())
         })?;
         tracing::debug!(
-            files = changed_files.len(),
-            dirs = changed_dirs.len(),
+            files = changes.file_count(),
+            dirs = changes.dirs.len(),
             "names and inodes handed out recorded in the catalog"
         );
     }

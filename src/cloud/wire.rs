@@ -230,7 +230,7 @@ pub(crate) fn parse_item(v: &Value, album: AlbumId) -> Result<Item, String> {
         album_id: id_of(v.get("groupId")).map(AlbumId).unwrap_or(album),
         file_name,
         kind,
-        mime_type: str_of(v.get("mimeType")).unwrap_or("").to_string(),
+        mime_type: str_of(v.get("mimeType")).unwrap_or("").into(),
         size,
         sha1,
         date_taken_ms,

@@ -34,12 +34,12 @@ pub fn diff(old: &View, new: &View) -> Invalidations {
         match new.node(n.ino) {
             None => {
                 if n.ino != n.parent {
-                    out.entries.push((n.parent, n.name.clone()));
+                    out.entries.push((n.parent, n.name.to_string()));
                 }
             }
             Some(m) => {
                 if m.parent != n.parent || m.name != n.name {
-                    out.entries.push((n.parent, n.name.clone()));
+                    out.entries.push((n.parent, n.name.to_string()));
                 }
                 let dir_changed = match (old.children(n.ino), new.children(n.ino)) {
                     (Some(a), Some(b)) => {

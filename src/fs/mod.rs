@@ -209,7 +209,7 @@ impl GalleryFs {
             Some(it) => vec![
                 ("user.micloud.id", it.id.to_string()),
                 ("user.micloud.sha1", it.sha1.to_hex()),
-                ("user.micloud.mime", it.mime_type.clone()),
+                ("user.micloud.mime", it.mime_type.to_string()),
                 ("user.micloud.album", it.album_id.to_string()),
             ],
             None => vec![],
@@ -241,7 +241,7 @@ fn entries<'a>(
         .enumerate()
         .filter_map(move |(k, &c)| {
             let pos = (first_child + k + 2) as u64;
-            view.node(c).map(|n| (pos + 1, n, n.name.as_str()))
+            view.node(c).map(|n| (pos + 1, n, &*n.name))
         });
     dots.chain(rest)
 }

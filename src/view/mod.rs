@@ -37,17 +37,42 @@
 //! most mounts never read; building both eagerly would add ~17 MB and ~75 ms to every
 //! (re)build. Generating one is a walk of the tree: ~40 ms in release for 100 000 items.
 //!
-//! **Memory and time.** Nodes live in one `Vec<Node>` (72 bytes + the name's heap block each;
-//! two nodes per item), found by inode through a map that uses the (already uniform) inode as
-//! its hash; each directory has a `Box<[Ino]>` of children sorted by name bytes, which `lookup`
-//! binary searches. No per-item paths are stored. Measured by the `build_100k_items` test on
-//! the 2-core dev machine: building 100 000 items takes ~0.26 s in release (~1.1 s in debug),
-//! mostly two SHA-1 inode hashes, two names and one capture-month conversion per item, and
-//! grows the process RSS by ~33 MiB (build temporaries included). A warm build (every name
-//! and inode kept from the catalog) formats no inode key and hashes nothing with SHA-1; its
-//! cost is the kept names' checks (ASCII fast paths in `naming`), the per-directory name sets
-//! (foldhash) and the sorts: ~0.5 s for 100 000 items in the daemon on the loaded 2-core
-//! machine (was ~1.3 s), which with the catalog's ~0.3 s load makes a warm remount ~0.9 s.
+//! **Memory and time.** Nodes live in one `Vec<Node>` sorted by inode (56 bytes + the name's
+//! heap block each; two nodes per item), found through a radix table on the inode's top bits
+//! (the inodes are uniform hashes: ~1 byte a node, see `Tree`); each directory has a
+//! `Box<[Ino]>` of children sorted by name bytes, which `lookup` binary searches. No per-item
+//! paths are stored, and `SHA1SUMS` bytes only once read (above).
+//!
+//! Bytes per item (issue 13), measured by `build_100k_items` (RSS deltas after `malloc_trim`,
+//! 100 000 synthetic items like the catalog loads them: ~22-byte names, a quarter with an EXIF
+//! date) and by `size_of`:
+//!
+//! | | before | now |
+//! |---|---|---|
+//! | `Item` (`items()`, shared with the catalog) | 136 | 128 (MIME `String` 24 -> `Arc<str>` 16) |
+//! | its heap: name 32, MIME 32 -> shared, EXIF 32 × ¼ | ~100 | ~40 |
+//! | **items, measured** | **236** | **167** |
+//! | 2 `Node`s (`String` name 24 -> `Box<str>` 16, `File(usize)` 16 -> `File(u32)` 8) | 144 | 112 |
+//! | 2 node names' heap blocks (~22 bytes -> 32-byte malloc chunks) | ~64 | ~64 |
+//! | inode -> node index (`HashMap<u64, u32>`, 2¹⁸ buckets of 17 B for 200 000 nodes) | ~45 | ~2 (radix table) |
+//! | children lists (`Box<[Ino]>`, 8 bytes a node) | 16 | 16 |
+//! | **view, measured** (nodes, names, index, children, hash-map slack) | **340** | **222** |
+//! | build temporaries on top (inode set, per-directory name sets, sort orders) | 57 | ~160 ¹ |
+//!
+//! ¹ the peak of the build is about the same; what is kept after it is smaller.
+//! So the tree and items take ~390 bytes an item instead of ~575 (~370 MiB at 1 000 000 items).
+//! Building at the daemon's start also holds, until it returns, the catalog's names handed
+//! out before (`HandedFile`: 64 bytes + two name blocks when present); the names handed out
+//! anew are made one at a time ([`HandedChanges::files`]), not all at once (~130 bytes an item
+//! on a first mount).
+//!
+//! Time, on the 2-core dev machine: building 100 000 items takes ~0.26 s in release (~1.1 s in
+//! debug), mostly two SHA-1 inode hashes, two names and one capture-month conversion per item.
+//! A warm build (every name and inode kept from the catalog) formats no inode key and hashes
+//! nothing with SHA-1; its cost is the kept names' checks (ASCII fast paths in `naming`), the
+//! per-directory name sets (foldhash) and the sorts: ~0.5 s for 100 000 items in the daemon on
+//! the loaded 2-core machine (was ~1.3 s), which with the catalog's ~0.3 s load makes a warm
+//! remount ~0.9 s.
 
 pub mod dates;
 pub mod ino;
@@ -110,8 +135,9 @@ pub struct ViewOptions {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeKind {
     Dir,
-    /// A media file: the index of its item in `View::items()`.
-    File(usize),
+    /// A media file: the index of its item in `View::items()` (`u32`: 4 G items is plenty, and
+    /// it keeps `NodeKind` at 8 bytes).
+    File(u32),
     /// A generated `SHA1SUMS` file; its bytes come from `View::sha1sums`.
     Sha1Sums,
 }
@@ -121,8 +147,9 @@ pub struct Node {
     pub ino: Ino,
     /// The parent directory (the root is its own parent).
     pub parent: Ino,
-    /// The safe, unique name in its parent directory (the root's name is "").
-    pub name: String,
+    /// The safe, unique name in its parent directory (the root's name is ""). A `Box<str>`:
+    /// 16 bytes and no spare capacity (a `String` is 24 and may carry slack).
+    pub name: Box<str>,
     pub kind: NodeKind,
     /// Exact size in bytes (0 for directories).
     pub size: u64,
@@ -139,17 +166,74 @@ struct SumsFile {
     bytes: OnceLock<Arc<[u8]>>,
 }
 
-/// The nodes, addressable by inode, and the sorted children of each directory.
+/// The nodes, sorted by inode, and the sorted children of each directory.
+///
+/// Inodes are uniform hashes (see [`ino`]), so the sorted nodes are found through a radix
+/// table instead of a hash map: `starts[b]` is the first node whose top bits are `b`, with one
+/// bucket per ~4 nodes (1 byte a node, where a hash map of inode -> index took ~22); a look-up
+/// is one table read and a search among ~4 neighbouring nodes.
 #[derive(Debug, Default)]
 struct Tree {
     nodes: Vec<Node>,
-    index: InoMap<u32>,
+    /// `starts[b]..starts[b + 1]`: the nodes whose inode's top `bits` bits (of 63) are `b`.
+    starts: Box<[u32]>,
+    bits: u32,
     children: InoMap<Box<[Ino]>>,
 }
 
 impl Tree {
+    /// `nodes` sorted by inode, with their radix table.
+    fn new(nodes: Vec<Node>, children: InoMap<Box<[Ino]>>) -> Tree {
+        debug_assert!(nodes.windows(2).all(|w| w[0].ino < w[1].ino));
+        let bits = (nodes.len() / 4)
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut starts = vec![0u32; (1usize << bits) + 1];
+        let mut next = 0;
+        for (i, n) in nodes.iter().enumerate() {
+            let b = Tree::bucket(n.ino, bits);
+            while next <= b {
+                starts[next] = i as u32;
+                next += 1;
+            }
+        }
+        for s in &mut starts[next..] {
+            *s = nodes.len() as u32;
+        }
+        Tree {
+            nodes,
+            starts: starts.into(),
+            bits,
+            children,
+        }
+    }
+
+    fn bucket(ino: Ino, bits: u32) -> usize {
+        // Inodes are < 2^63 (see `ino`); anything above lands in the last bucket and is not found.
+        ((ino >> (63 - bits)) as usize).min((1usize << bits) - 1)
+    }
+
+    fn position(&self, ino: Ino) -> Option<usize> {
+        let b = Tree::bucket(ino, self.bits);
+        let (lo, hi) = (
+            *self.starts.get(b)? as usize,
+            *self.starts.get(b + 1)? as usize,
+        );
+        let i = self
+            .nodes
+            .get(lo..hi)?
+            .binary_search_by_key(&ino, |n| n.ino)
+            .ok()?;
+        Some(lo + i)
+    }
+
     fn node(&self, ino: Ino) -> Option<&Node> {
-        self.index.get(&ino).map(|&i| &self.nodes[i as usize])
+        self.position(ino).map(|i| &self.nodes[i])
+    }
+
+    fn node_mut(&mut self, ino: Ino) -> Option<&mut Node> {
+        self.position(ino).map(|i| &mut self.nodes[i])
     }
 
     /// Calls `f(path components, item)` for every media file below `dir`, in the byte order of
@@ -177,7 +261,7 @@ impl Tree {
                     parts.pop();
                 }
                 NodeKind::File(i) => {
-                    if let Some(item) = items.get(i) {
+                    if let Some(item) = items.get(i as usize) {
                         parts.push(&node.name);
                         f(parts, item);
                         parts.pop();
@@ -252,7 +336,7 @@ impl Builder {
         self.nodes.push(Node {
             ino,
             parent: parent_ino,
-            name,
+            name: name.into_boxed_str(),
             kind,
             size,
             mtime_ms,
@@ -306,7 +390,7 @@ impl Builder {
                 ino,
                 dir,
                 name,
-                NodeKind::File(i),
+                NodeKind::File(i as u32),
                 item.size,
                 item.date_taken_ms,
             );
@@ -315,29 +399,59 @@ impl Builder {
         mtime
     }
 
+    /// The tree: children lists by inode, then the nodes sorted by inode (the root, inode 1,
+    /// comes first).
     fn finish(self) -> Tree {
-        let Builder { nodes, kids, .. } = self;
-        let mut index = InoMap::with_capacity_and_hasher(nodes.len(), Default::default());
-        for (i, n) in nodes.iter().enumerate() {
-            index.insert(n.ino, i as u32);
-        }
+        let Builder {
+            mut nodes, kids, ..
+        } = self;
         let mut children = InoMap::with_capacity_and_hasher(kids.len(), Default::default());
         for (dir, mut list) in kids {
             list.sort_unstable_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
             let inos: Box<[Ino]> = list.iter().map(|&k| nodes[k as usize].ino).collect();
             children.insert(nodes[dir as usize].ino, inos);
         }
-        Tree {
-            nodes,
-            index,
-            children,
-        }
+        nodes.sort_unstable_by_key(|n| n.ino);
+        nodes.shrink_to_fit();
+        Tree::new(nodes, children)
     }
 }
 
-/// What a build handed out anew: the items (by index) with their names and inodes, and the
-/// album directories (see [`View::handed_changes`]).
-pub type HandedChanges = (Vec<(usize, HandedFile)>, Vec<(AlbumId, HandedDir)>);
+/// What a build handed out anew (see [`View::handed_changes`]): the items (by index) whose
+/// names or inodes are new, made into [`HandedFile`]s one at a time by [`HandedChanges::files`]
+/// (a first mount hands out every name: holding them all as `String`s would cost ~130 bytes an
+/// item on top of the tree), and the album directories.
+pub struct HandedChanges<'v> {
+    view: &'v View,
+    /// Per changed item: its index and its nodes under `albums/` and `by-date/`.
+    files: Vec<(usize, [Option<u32>; 2])>,
+    pub dirs: Vec<(AlbumId, HandedDir)>,
+}
+
+impl HandedChanges<'_> {
+    /// The number of items with new names or inodes.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Whether nothing was handed out anew.
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.dirs.is_empty()
+    }
+
+    /// The items (by index) with what they are handed now.
+    pub fn files(&self) -> impl Iterator<Item = (usize, HandedFile)> + '_ {
+        self.files.iter().map(|&(i, [a, d])| {
+            (
+                i,
+                HandedFile {
+                    album: a.map(|n| self.view.handed_name(n)),
+                    date: d.map(|n| self.view.handed_name(n)),
+                },
+            )
+        })
+    }
+}
 
 /// Names and inodes handed out by earlier builds, from the catalog: a build keeps them.
 #[derive(Clone, Copy, Debug, Default)]
@@ -616,18 +730,20 @@ impl View {
         let albums_ino = ino_of(&b, albums_dir);
         let by_date_ino = ino_of(&b, by_date_dir);
         let sums_nodes = [
-            (albums_sums, ino_of(&b, albums_sums), albums_ino),
-            (by_date_sums, ino_of(&b, by_date_sums), by_date_ino),
+            (ino_of(&b, albums_sums), albums_ino),
+            (ino_of(&b, by_date_sums), by_date_ino),
         ];
         let mut tree = b.finish();
 
         let mut sums = Vec::with_capacity(2);
-        for (idx, ino, dir) in sums_nodes {
+        for (ino, dir) in sums_nodes {
             let mut len = 0u64;
             tree.walk(&items, dir, &mut Vec::new(), &mut |parts, _| {
                 len += sha1sums::line_len(parts);
             });
-            tree.nodes[idx as usize].size = len;
+            if let Some(node) = tree.node_mut(ino) {
+                node.size = len;
+            }
             sums.push(SumsFile {
                 ino,
                 dir,
@@ -682,7 +798,7 @@ impl View {
     /// The item behind a file node.
     pub fn item(&self, ino: Ino) -> Option<&Item> {
         match self.node(ino)?.kind {
-            NodeKind::File(i) => self.items.get(i),
+            NodeKind::File(i) => self.items.get(i as usize),
             _ => None,
         }
     }
@@ -746,12 +862,12 @@ impl View {
         &self,
         before: &[HandedFile],
         dirs_before: &HashMap<AlbumId, HandedDir>,
-    ) -> HandedChanges {
+    ) -> HandedChanges<'_> {
         let same = |node: Option<u32>, old: &Option<HandedName>| match (node, old) {
             (None, None) => true,
             (Some(n), Some(h)) => {
                 let n = &self.tree.nodes[n as usize];
-                n.ino == h.ino && n.name == h.name
+                n.ino == h.ino && *n.name == *h.name
             }
             _ => false,
         };
@@ -760,13 +876,7 @@ impl View {
             let old = before.get(i);
             let unchanged = old.is_some_and(|h| same(a, &h.album) && same(d, &h.date));
             if !unchanged {
-                files.push((
-                    i,
-                    HandedFile {
-                        album: a.map(|n| self.handed_name(n)),
-                        date: d.map(|n| self.handed_name(n)),
-                    },
-                ));
+                files.push((i, [a, d]));
             }
         }
         let dirs = self
@@ -775,13 +885,17 @@ impl View {
             .filter(|(id, d)| dirs_before.get(id) != Some(d))
             .cloned()
             .collect();
-        (files, dirs)
+        HandedChanges {
+            view: self,
+            files,
+            dirs,
+        }
     }
 
     fn handed_name(&self, node: u32) -> HandedName {
         let n = &self.tree.nodes[node as usize];
         HandedName {
-            name: n.name.clone(),
+            name: n.name.to_string(),
             ino: n.ino,
         }
     }
@@ -794,7 +908,7 @@ impl View {
             let NodeKind::File(i) = node.kind else {
                 continue;
             };
-            let Some(slot) = out.get_mut(i) else {
+            let Some(slot) = out.get_mut(i as usize) else {
                 continue;
             };
             // Files under albums/<album>/ and recordings/<type>/ keep their name in `album`.
@@ -809,10 +923,10 @@ impl View {
     /// The path of a node relative to the mount root (`albums/Camera/a.jpg`; "" for the root),
     /// for logs and tests.
     pub fn path(&self, ino: Ino) -> Option<String> {
-        let mut parts = Vec::new();
+        let mut parts: Vec<&str> = Vec::new();
         let mut node = self.node(ino)?;
         while node.ino != ROOT_INO {
-            parts.push(node.name.as_str());
+            parts.push(&node.name);
             node = self.node(node.parent)?;
         }
         parts.reverse();

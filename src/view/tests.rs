@@ -25,7 +25,7 @@ fn item(id: u64, album: u64, name: &str, create: i64, taken: i64) -> Item {
         album_id: AlbumId(album),
         file_name: name.to_owned(),
         kind: MediaKind::Image,
-        mime_type: "image/jpeg".to_owned(),
+        mime_type: "image/jpeg".into(),
         size: 1000 + id,
         sha1: Sha1Digest(sha),
         date_taken_ms: taken,
@@ -85,7 +85,7 @@ fn names(v: &View, path: &str) -> Vec<String> {
     v.children(ino)
         .unwrap()
         .iter()
-        .map(|&k| v.node(k).unwrap().name.clone())
+        .map(|&k| v.node(k).unwrap().name.to_string())
         .collect()
 }
 
@@ -99,7 +99,7 @@ fn resolve(v: &View, path: &str) -> Option<Ino> {
 
 fn check_invariants(v: &View) {
     let root = v.node(ROOT_INO).unwrap();
-    assert_eq!(root.name, "");
+    assert_eq!(&*root.name, "");
     assert_eq!(names(v, ""), vec!["albums", "by-date"]);
     let mut seen_inos = HashSet::new();
     let mut stack = vec![ROOT_INO];
@@ -131,8 +131,8 @@ fn check_invariants(v: &View) {
                     stack.push(k);
                 }
                 NodeKind::File(i) => {
-                    assert_eq!(n.size, v.items()[i].size);
-                    assert_eq!(n.mtime_ms, v.items()[i].date_taken_ms);
+                    assert_eq!(n.size, v.items()[i as usize].size);
+                    assert_eq!(n.mtime_ms, v.items()[i as usize].date_taken_ms);
                     assert!(v.children(k).is_none());
                 }
                 NodeKind::Sha1Sums => {
@@ -290,8 +290,8 @@ fn hostile_names() {
         .iter()
         .map(|&(id, n)| item(id, 1, n, id as i64, JUNE))
         .collect();
-    items[9].mime_type = "video/quicktime".to_owned();
-    items[7].mime_type = "application/octet-stream".to_owned();
+    items[9].mime_type = "video/quicktime".into();
+    items[7].mime_type = "application/octet-stream".into();
     let v = build(&[], items);
     let got: HashMap<u64, String> = files(&v)
         .into_iter()
@@ -592,7 +592,7 @@ fn album_names_safe_and_unique() {
     let dir = |id: u64| {
         let key = format!("album-dir:{id}");
         let ino = ino::ino_for_key(key.as_bytes(), 0);
-        v.node(ino).unwrap().name.clone()
+        v.node(ino).unwrap().name.to_string()
     };
     assert_eq!(dir(10), "Album 10");
     assert_eq!(dir(20), "TRIP");
@@ -797,6 +797,7 @@ fn big_catalog(n: u64) -> (Vec<Album>, Vec<Item>) {
     let albums: Vec<Album> = (0..50u64)
         .map(|a| album(USER_ALBUM + a, Some(&format!("Album number {}", a % 40))))
         .collect();
+    let jpeg: Arc<str> = "image/jpeg".into();
     let items = (0..n)
         .map(|i| {
             let mut it = item(
@@ -809,6 +810,9 @@ fn big_catalog(n: u64) -> (Vec<Album>, Vec<Item>) {
             if i % 4 == 0 {
                 it.exif_date_time = Some("2021:05:05 10:00:00".to_owned());
             }
+            // As the catalog loads them: one shared MIME type, names without spare capacity.
+            it.mime_type = Arc::clone(&jpeg);
+            it.file_name.shrink_to_fit();
             it
         })
         .collect();
@@ -827,17 +831,39 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// Hands freed heap back to the kernel, so that an RSS reading counts live data only.
+fn trim_heap() {
+    // SAFETY: malloc_trim only releases free memory of glibc's own heap.
+    #[cfg(target_env = "gnu")]
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn build_big(n: u64) {
+    trim_heap();
+    let rss_start = rss_kib();
     let (albums, items) = big_catalog(n);
     let items: Arc<[Item]> = items.into();
+    trim_heap();
     let rss_before = rss_kib();
     let t = Instant::now();
     let v = View::build(&albums, Arc::clone(&items), &utc());
     let built = t.elapsed();
-    // Informational (other tests run in parallel threads): run this test alone to measure.
+    let rss_peak = rss_kib();
+    trim_heap();
+    let rss_after = rss_kib();
+    // Informational (other tests run in parallel threads): run this test alone to measure,
+    // e.g. `cargo test --lib view::tests::build_100k_items -- --nocapture`.
+    let per_item = |kib: u64| kib * 1024 / n;
     eprintln!(
-        "{n} items: view holds ~{} MiB (RSS delta)",
-        rss_kib().saturating_sub(rss_before) / 1024
+        "{n} items: items {} B/item, view {} B/item kept ({} B/item with build temporaries); \
+         size_of Item {} B, Node {} B",
+        per_item(rss_before.saturating_sub(rss_start)),
+        per_item(rss_after.saturating_sub(rss_before)),
+        per_item(rss_peak.saturating_sub(rss_before)),
+        std::mem::size_of::<Item>(),
+        std::mem::size_of::<Node>(),
     );
     let t = Instant::now();
     let sums = v.sha1sums(resolve(&v, "albums/SHA1SUMS").unwrap()).unwrap();
@@ -890,7 +916,7 @@ proptest! {
         prop_assert_eq!(kids.len(), names.len());
         let mut folded = HashSet::new();
         for &k in kids {
-            let name = &v.node(k).unwrap().name;
+            let name: &str = &v.node(k).unwrap().name;
             prop_assert!(name.len() <= NAME_MAX);
             prop_assert!(!name.is_empty() && name != "." && name != "..");
             prop_assert!(!name.trim().is_empty());
