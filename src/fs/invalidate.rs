@@ -45,7 +45,7 @@ pub fn diff(old: &View, new: &View) -> Invalidations {
                     (Some(a), Some(b)) => {
                         a != b
                             || a.iter().any(|&k| {
-                                old.node(k).map(|x| &x.name) != new.node(k).map(|x| &x.name)
+                                old.node(k).map(|x| x.name) != new.node(k).map(|x| x.name)
                             })
                     }
                     (None, None) => false,

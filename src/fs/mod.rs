@@ -153,7 +153,7 @@ impl GalleryFs {
         }));
     }
 
-    fn attr(&self, node: &Node) -> FileAttr {
+    fn attr(&self, node: &Node<'_>) -> FileAttr {
         let mtime = UNIX_EPOCH
             .checked_add(Duration::from_millis(node.mtime_ms.max(0) as u64))
             .unwrap_or(UNIX_EPOCH);
@@ -223,12 +223,12 @@ impl GalleryFs {
 /// a few hundred calls, each as cheap as the first).
 fn entries<'a>(
     view: &'a View,
-    dir: &'a Node,
+    dir: Node<'a>,
     children: &'a [Ino],
     offset: u64,
-) -> impl Iterator<Item = (u64, &'a Node, &'a str)> + 'a {
+) -> impl Iterator<Item = (u64, Node<'a>, &'a str)> + 'a {
     let parent = view.node(dir.parent.max(1)).unwrap_or(dir);
-    let dots: [(&Node, &str); 2] = [(dir, "."), (parent, "..")];
+    let dots: [(Node<'a>, &str); 2] = [(dir, "."), (parent, "..")];
     let start = usize::try_from(offset).unwrap_or(usize::MAX);
     let dots = dots
         .into_iter()
@@ -241,7 +241,7 @@ fn entries<'a>(
         .enumerate()
         .filter_map(move |(k, &c)| {
             let pos = (first_child + k + 2) as u64;
-            view.node(c).map(|n| (pos + 1, n, &*n.name))
+            view.node(c).map(|n| (pos + 1, n, n.name))
         });
     dots.chain(rest)
 }
@@ -286,14 +286,14 @@ impl fuser::Filesystem for GalleryFs {
         let view = self.view();
         let found = name.to_str().and_then(|n| view.lookup(parent.0, n));
         match found {
-            Some(node) => reply.entry(&ATTR_TTL, &self.attr(node), Generation(0)),
+            Some(node) => reply.entry(&ATTR_TTL, &self.attr(&node), Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.view().node(ino.0) {
-            Some(node) => reply.attr(&ATTR_TTL, &self.attr(node)),
+            Some(node) => reply.attr(&ATTR_TTL, &self.attr(&node)),
             None => reply.error(Errno::ENOENT),
         }
     }
@@ -432,7 +432,7 @@ impl fuser::Filesystem for GalleryFs {
             return reply.error(Errno::ENOTDIR);
         };
         for (next, node, name) in entries(&view, dir, children, offset) {
-            let attr = self.attr(node);
+            let attr = self.attr(&node);
             if reply.add(
                 INodeNo(node.ino),
                 next,

@@ -37,34 +37,39 @@
 //! most mounts never read; building both eagerly would add ~17 MB and ~75 ms to every
 //! (re)build. Generating one is a walk of the tree: ~40 ms in release for 100 000 items.
 //!
-//! **Memory and time.** Nodes live in one `Vec<Node>` sorted by inode (56 bytes + the name's
-//! heap block each; two nodes per item), found through a radix table on the inode's top bits
-//! (the inodes are uniform hashes: ~1 byte a node, see `Tree`); each directory has a
-//! `Box<[Ino]>` of children sorted by name bytes, which `lookup` binary searches. No per-item
-//! paths are stored, and `SHA1SUMS` bytes only once read (above).
+//! **Memory and time.** A node is stored as a 24-byte `Slot` (inode, parent slot, name offset
+//! and length, kind, item or attribute index) in one `Vec` sorted by inode; every name lives
+//! end to end in one `String`; a file's size and mtime are read from its item, so only
+//! directories and `SHA1SUMS` keep theirs. [`Node`] is made from a slot on demand. A node is
+//! found through a radix table on the inode's top bits (the inodes are uniform hashes: ~1 byte
+//! a node, see `Tree`); each directory has a `Box<[Ino]>` of children sorted by name bytes,
+//! which `lookup` binary searches. No per-item paths are stored, and `SHA1SUMS` bytes only
+//! once read (above).
 //!
-//! Bytes per item (issue 13), measured by `build_100k_items` (RSS deltas after `malloc_trim`,
-//! 100 000 synthetic items like the catalog loads them: ~22-byte names, a quarter with an EXIF
-//! date) and by `size_of`:
+//! Bytes per item (issue 13), measured by `build_100k_items` on 100 000 synthetic items shaped
+//! like the catalog loads them (~23-byte names, one MIME type, a quarter with an EXIF date).
+//! "Before" was measured as RSS growth after `malloc_trim`, "now" as live heap (`mallinfo2`),
+//! which does not count the allocator's fragmentation; `size_of` and the counts explain both:
 //!
-//! | | before | now |
+//! | per item | before | now |
 //! |---|---|---|
-//! | `Item` (`items()`, shared with the catalog) | 136 | 128 (MIME `String` 24 -> `Arc<str>` 16) |
-//! | its heap: name 32, MIME 32 -> shared, EXIF 32 × ¼ | ~100 | ~40 |
-//! | **items, measured** | **236** | **167** |
-//! | 2 `Node`s (`String` name 24 -> `Box<str>` 16, `File(usize)` 16 -> `File(u32)` 8) | 144 | 112 |
-//! | 2 node names' heap blocks (~22 bytes -> 32-byte malloc chunks) | ~64 | ~64 |
-//! | inode -> node index (`HashMap<u64, u32>`, 2¹⁸ buckets of 17 B for 200 000 nodes) | ~45 | ~2 (radix table) |
-//! | children lists (`Box<[Ino]>`, 8 bytes a node) | 16 | 16 |
-//! | **view, measured** (nodes, names, index, children, hash-map slack) | **340** | **222** |
-//! | build temporaries on top (inode set, per-directory name sets, sort orders) | 57 | ~160 ¹ |
+//! | `Item` (shared with the catalog through `Arc<[Item]>`) | 136 | 128 (MIME `String` -> `Arc<str>`) |
+//! | its heap blocks: name 32, MIME 32 (now one shared copy), EXIF 32 × ¼ | 72 | 40 |
+//! | **items, measured** | **236** | **168** |
+//! | 2 nodes: `Node` 72 (`String` name, `File(usize)`) -> `Slot` 24 | 144 | 48 |
+//! | 2 names: a 32-byte malloc chunk each -> their bytes in one arena | 64 | 46 |
+//! | inode -> node (`HashMap<u64, u32>`: 2¹⁸ buckets × 17 B for 200 000 nodes) | ~45 | ~1 (radix table) |
+//! | children lists (`Box<[Ino]>`, 8 bytes a node), directories | ~17 | ~17 |
+//! | **view, measured** | **340** | **122** |
+//! | **total** | **576** | **290** |
 //!
-//! ¹ the peak of the build is about the same; what is kept after it is smaller.
-//! So the tree and items take ~390 bytes an item instead of ~575 (~370 MiB at 1 000 000 items).
-//! Building at the daemon's start also holds, until it returns, the catalog's names handed
-//! out before (`HandedFile`: 64 bytes + two name blocks when present); the names handed out
-//! anew are made one at a time ([`HandedChanges::files`]), not all at once (~130 bytes an item
-//! on a first mount).
+//! So ~290 MB at 1 000 000 items where it was ~580 MB. The build's temporaries come on top
+//! while it runs (inode set, per-directory name sets, orders, the slot sort: RSS grows ~330
+//! bytes an item during a cold build, most of it freed at its end), as do, at the daemon's
+//! start, the catalog's names handed out before (`HandedFile`, 64 bytes + two name blocks);
+//! the names handed out anew are made one at a time ([`HandedChanges::files`]), not all at once
+//! (that was ~130 bytes an item on a first mount). The daemon's peak RSS in
+//! `scripts/scale.sh 100000` went from 105 MiB to 78 MiB.
 //!
 //! Time, on the 2-core dev machine: building 100 000 items takes ~0.26 s in release (~1.1 s in
 //! debug), mostly two SHA-1 inode hashes, two names and one capture-month conversion per item.
@@ -132,29 +137,58 @@ pub struct ViewOptions {
     pub include_private: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeKind {
     Dir,
-    /// A media file: the index of its item in `View::items()` (`u32`: 4 G items is plenty, and
-    /// it keeps `NodeKind` at 8 bytes).
+    /// A media file: the index of its item in `View::items()` (`u32`: 4 G items is plenty).
     File(u32),
     /// A generated `SHA1SUMS` file; its bytes come from `View::sha1sums`.
     Sha1Sums,
 }
 
-#[derive(Clone, Debug)]
-pub struct Node {
+/// A node as the file system sees it, made on the fly from the tree's compact storage
+/// ([`Slot`]): it borrows its name from the view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Node<'v> {
     pub ino: Ino,
     /// The parent directory (the root is its own parent).
     pub parent: Ino,
-    /// The safe, unique name in its parent directory (the root's name is ""). A `Box<str>`:
-    /// 16 bytes and no spare capacity (a `String` is 24 and may carry slack).
-    pub name: Box<str>,
+    /// The safe, unique name in its parent directory (the root's name is "").
+    pub name: &'v str,
     pub kind: NodeKind,
     /// Exact size in bytes (0 for directories).
     pub size: u64,
     /// Modification time, milliseconds since the epoch.
     pub mtime_ms: i64,
+}
+
+const SLOT_DIR: u8 = 0;
+const SLOT_FILE: u8 = 1;
+const SLOT_SUMS: u8 = 2;
+
+/// One node as stored: 24 bytes. A file's size and mtime are its item's (`item.size`,
+/// `date_taken_ms`), so only directories and `SHA1SUMS` keep theirs, in `Tree::attrs`; names
+/// live end to end in one `String` (no heap block, header or slack per name).
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    ino: Ino,
+    /// The parent's slot index (the root is its own parent).
+    parent: u32,
+    /// A file's item index; a directory's or `SHA1SUMS`'s index in `Tree::attrs`.
+    data: u32,
+    /// The name is `names[at..at + name_len]`, `at` = `name_lo | name_hi << 32` (40 bits).
+    name_lo: u32,
+    name_hi: u8,
+    /// Names are at most [`naming::NAME_MAX`] = 255 bytes.
+    name_len: u8,
+    kind: u8,
+}
+
+impl Slot {
+    fn name_range(&self) -> std::ops::Range<usize> {
+        let at = (u64::from(self.name_hi) << 32 | u64::from(self.name_lo)) as usize;
+        at..at + usize::from(self.name_len)
+    }
 }
 
 /// A generated `SHA1SUMS` file: which directory it lists, and its bytes once asked for.
@@ -174,7 +208,12 @@ struct SumsFile {
 /// is one table read and a search among ~4 neighbouring nodes.
 #[derive(Debug, Default)]
 struct Tree {
-    nodes: Vec<Node>,
+    slots: Vec<Slot>,
+    /// Every node's name, end to end.
+    names: String,
+    /// (size, mtime_ms) of the directories and `SHA1SUMS` files.
+    attrs: Vec<(u64, i64)>,
+    items: Arc<[Item]>,
     /// `starts[b]..starts[b + 1]`: the nodes whose inode's top `bits` bits (of 63) are `b`.
     starts: Box<[u32]>,
     bits: u32,
@@ -182,16 +221,17 @@ struct Tree {
 }
 
 impl Tree {
-    /// `nodes` sorted by inode, with their radix table.
-    fn new(nodes: Vec<Node>, children: InoMap<Box<[Ino]>>) -> Tree {
-        debug_assert!(nodes.windows(2).all(|w| w[0].ino < w[1].ino));
-        let bits = (nodes.len() / 4)
+    /// Adds the radix table of `self.slots` (sorted by inode).
+    fn index(mut self) -> Tree {
+        let slots = &self.slots;
+        debug_assert!(slots.windows(2).all(|w| w[0].ino < w[1].ino));
+        let bits = (slots.len() / 4)
             .max(1)
             .next_power_of_two()
             .trailing_zeros();
         let mut starts = vec![0u32; (1usize << bits) + 1];
         let mut next = 0;
-        for (i, n) in nodes.iter().enumerate() {
+        for (i, n) in slots.iter().enumerate() {
             let b = Tree::bucket(n.ino, bits);
             while next <= b {
                 starts[next] = i as u32;
@@ -199,14 +239,11 @@ impl Tree {
             }
         }
         for s in &mut starts[next..] {
-            *s = nodes.len() as u32;
+            *s = slots.len() as u32;
         }
-        Tree {
-            nodes,
-            starts: starts.into(),
-            bits,
-            children,
-        }
+        self.starts = starts.into();
+        self.bits = bits;
+        self
     }
 
     fn bucket(ino: Ino, bits: u32) -> usize {
@@ -221,19 +258,60 @@ impl Tree {
             *self.starts.get(b + 1)? as usize,
         );
         let i = self
-            .nodes
+            .slots
             .get(lo..hi)?
             .binary_search_by_key(&ino, |n| n.ino)
             .ok()?;
         Some(lo + i)
     }
 
-    fn node(&self, ino: Ino) -> Option<&Node> {
-        self.position(ino).map(|i| &self.nodes[i])
+    fn name(&self, slot: &Slot) -> &str {
+        self.names.get(slot.name_range()).unwrap_or("")
     }
 
-    fn node_mut(&mut self, ino: Ino) -> Option<&mut Node> {
-        self.position(ino).map(|i| &mut self.nodes[i])
+    /// The node in slot `i`.
+    fn at(&self, i: usize) -> Node<'_> {
+        let s = &self.slots[i];
+        let parent = self.slots.get(s.parent as usize).map_or(s.ino, |p| p.ino);
+        let (kind, (size, mtime_ms)) = match s.kind {
+            SLOT_FILE => (
+                NodeKind::File(s.data),
+                self.items
+                    .get(s.data as usize)
+                    .map_or((0, 0), |it| (it.size, it.date_taken_ms)),
+            ),
+            k => (
+                if k == SLOT_DIR {
+                    NodeKind::Dir
+                } else {
+                    NodeKind::Sha1Sums
+                },
+                self.attrs.get(s.data as usize).copied().unwrap_or((0, 0)),
+            ),
+        };
+        Node {
+            ino: s.ino,
+            parent,
+            name: self.name(s),
+            kind,
+            size,
+            mtime_ms,
+        }
+    }
+
+    fn node(&self, ino: Ino) -> Option<Node<'_>> {
+        self.position(ino).map(|i| self.at(i))
+    }
+
+    /// Sets the size of a directory or `SHA1SUMS` node.
+    fn set_size(&mut self, ino: Ino, size: u64) {
+        if let Some(s) = self.position(ino).map(|i| self.slots[i]) {
+            if s.kind != SLOT_FILE {
+                if let Some(a) = self.attrs.get_mut(s.data as usize) {
+                    a.0 = size;
+                }
+            }
+        }
     }
 
     /// Calls `f(path components, item)` for every media file below `dir`, in the byte order of
@@ -249,20 +327,20 @@ impl Tree {
         let Some(kids) = self.children.get(&dir) else {
             return;
         };
-        let mut kids: Vec<&Node> = kids.iter().filter_map(|&k| self.node(k)).collect();
+        let mut kids: Vec<Node<'a>> = kids.iter().filter_map(|&k| self.node(k)).collect();
         if kids.iter().any(|n| n.kind == NodeKind::Dir) {
-            kids.sort_by(|a, b| path_order(a, b));
+            kids.sort_by(path_order);
         }
         for node in kids {
             match node.kind {
                 NodeKind::Dir => {
-                    parts.push(&node.name);
+                    parts.push(node.name);
                     self.walk(items, node.ino, parts, f);
                     parts.pop();
                 }
                 NodeKind::File(i) => {
                     if let Some(item) = items.get(i as usize) {
-                        parts.push(&node.name);
+                        parts.push(node.name);
                         f(parts, item);
                         parts.pop();
                     }
@@ -284,7 +362,9 @@ fn path_order(a: &Node, b: &Node) -> Ordering {
 
 /// Collects nodes while the tree is built; node indices are `u32` (4 G nodes is plenty).
 struct Builder {
-    nodes: Vec<Node>,
+    slots: Vec<Slot>,
+    names: String,
+    attrs: Vec<(u64, i64)>,
     /// Directory node index -> its children's node indices.
     kids: HashMap<u32, Vec<u32>, foldhash::fast::RandomState>,
     inos: InoAllocator,
@@ -295,7 +375,7 @@ impl Builder {
         &mut self,
         key: &[u8],
         parent: u32,
-        name: String,
+        name: &str,
         kind: NodeKind,
         size: u64,
         mtime_ms: i64,
@@ -310,7 +390,7 @@ impl Builder {
         key: &[u8],
         kept: Option<Ino>,
         parent: u32,
-        name: String,
+        name: &str,
         kind: NodeKind,
         size: u64,
         mtime_ms: i64,
@@ -319,27 +399,50 @@ impl Builder {
         self.push(ino, parent, name, kind, size, mtime_ms)
     }
 
+    /// Adds a node; a file's `size` and `mtime_ms` are its item's and are not stored.
     fn push(
         &mut self,
         ino: Ino,
         parent: u32,
-        name: String,
+        name: &str,
         kind: NodeKind,
         size: u64,
         mtime_ms: i64,
     ) -> u32 {
-        let idx = self.nodes.len() as u32;
-        let parent_ino = self.nodes.get(parent as usize).map_or(ino, |p| p.ino);
+        let idx = self.slots.len() as u32;
+        let parent_idx = if (parent as usize) < self.slots.len() {
+            parent
+        } else {
+            idx
+        };
+        let (kind_code, data) = match kind {
+            NodeKind::File(i) => (SLOT_FILE, i),
+            other => {
+                self.attrs.push((size, mtime_ms));
+                let code = if other == NodeKind::Dir {
+                    SLOT_DIR
+                } else {
+                    SLOT_SUMS
+                };
+                (code, (self.attrs.len() - 1) as u32)
+            }
+        };
         if kind == NodeKind::Dir {
             self.kids.insert(idx, Vec::new());
         }
-        self.nodes.push(Node {
+        // Every name is at most NAME_MAX (255) bytes: `naming` makes them so, and kept names
+        // are checked with `is_valid_name`.
+        debug_assert!(name.len() <= naming::NAME_MAX, "{name:?}");
+        let at = self.names.len() as u64;
+        self.names.push_str(name);
+        self.slots.push(Slot {
             ino,
-            parent: parent_ino,
-            name: name.into_boxed_str(),
-            kind,
-            size,
-            mtime_ms,
+            parent: parent_idx,
+            data,
+            name_lo: at as u32,
+            name_hi: (at >> 32) as u8,
+            name_len: name.len().min(naming::NAME_MAX) as u8,
+            kind: kind_code,
         });
         if idx != parent {
             self.kids.entry(parent).or_default().push(idx);
@@ -347,8 +450,17 @@ impl Builder {
         idx
     }
 
+    fn ino(&self, idx: u32) -> Ino {
+        self.slots[idx as usize].ino
+    }
+
     fn set_mtime(&mut self, idx: u32, mtime_ms: i64) {
-        self.nodes[idx as usize].mtime_ms = mtime_ms;
+        let s = self.slots[idx as usize];
+        if s.kind != SLOT_FILE {
+            if let Some(a) = self.attrs.get_mut(s.data as usize) {
+                a.1 = mtime_ms;
+            }
+        }
     }
 
     /// Adds the files `order` (indices into `items`, in upload order) to directory `dir`,
@@ -365,35 +477,30 @@ impl Builder {
         kept: &dyn Fn(usize) -> Option<&'k HandedName>,
     ) -> Option<i64> {
         let mut names = DirNames::new();
-        let mut given: Vec<Option<String>> = vec![None; order.len()];
+        let mut given: Vec<Option<&'k str>> = vec![None; order.len()];
         for (k, &i) in order.iter().enumerate() {
             if let Some(h) = kept(i) {
                 if naming::is_valid_name(&h.name) && names.take_if_free(&h.name) {
-                    given[k] = Some(h.name.clone());
+                    given[k] = Some(&h.name);
                 }
             }
         }
         let mut mtime = None;
         for (k, &i) in order.iter().enumerate() {
             let item = &items[i];
-            let name = match given[k].take() {
+            let claimed;
+            let name = match given[k] {
                 Some(n) => n,
                 None => {
                     let base = naming::file_base_name(&item.file_name, item.id.0, &item.mime_type);
-                    names.claim_file(&base, item.id.0)
+                    claimed = names.claim_file(&base, item.id.0);
+                    claimed.as_str()
                 }
             };
             let ino = self.inos.alloc_kept_with(kept(i).map(|h| h.ino), || {
                 format!("{key_prefix}{}", item.id).into_bytes()
             });
-            self.push(
-                ino,
-                dir,
-                name,
-                NodeKind::File(i as u32),
-                item.size,
-                item.date_taken_ms,
-            );
+            self.push(ino, dir, name, NodeKind::File(i as u32), 0, 0);
             mtime = mtime.max(Some(item.date_taken_ms));
         }
         mtime
@@ -401,19 +508,52 @@ impl Builder {
 
     /// The tree: children lists by inode, then the nodes sorted by inode (the root, inode 1,
     /// comes first).
-    fn finish(self) -> Tree {
+    fn finish(self, items: Arc<[Item]>) -> Tree {
         let Builder {
-            mut nodes, kids, ..
+            slots,
+            mut names,
+            mut attrs,
+            kids,
+            inos,
         } = self;
+        drop(inos);
+        let name_of = |s: &Slot| names.get(s.name_range()).unwrap_or("");
         let mut children = InoMap::with_capacity_and_hasher(kids.len(), Default::default());
         for (dir, mut list) in kids {
-            list.sort_unstable_by(|&a, &b| nodes[a as usize].name.cmp(&nodes[b as usize].name));
-            let inos: Box<[Ino]> = list.iter().map(|&k| nodes[k as usize].ino).collect();
-            children.insert(nodes[dir as usize].ino, inos);
+            list.sort_unstable_by(|&a, &b| {
+                name_of(&slots[a as usize]).cmp(name_of(&slots[b as usize]))
+            });
+            let inos: Box<[Ino]> = list.iter().map(|&k| slots[k as usize].ino).collect();
+            children.insert(slots[dir as usize].ino, inos);
         }
-        nodes.sort_unstable_by_key(|n| n.ino);
-        nodes.shrink_to_fit();
-        Tree::new(nodes, children)
+        // Sort by inode; parents are slot indices, so they move with their slots.
+        let mut order: Vec<u32> = (0..slots.len() as u32).collect();
+        order.sort_unstable_by_key(|&i| slots[i as usize].ino);
+        let mut moved_to = vec![0u32; slots.len()];
+        for (new, &old) in order.iter().enumerate() {
+            moved_to[old as usize] = new as u32;
+        }
+        let sorted: Vec<Slot> = order
+            .iter()
+            .map(|&old| {
+                let mut s = slots[old as usize];
+                s.parent = moved_to[s.parent as usize];
+                s
+            })
+            .collect();
+        drop((slots, order, moved_to));
+        names.shrink_to_fit();
+        attrs.shrink_to_fit();
+        Tree {
+            slots: sorted,
+            names,
+            attrs,
+            items,
+            starts: Box::default(),
+            bits: 0,
+            children,
+        }
+        .index()
     }
 }
 
@@ -541,27 +681,15 @@ impl View {
         album_ids.dedup();
 
         let mut b = Builder {
-            nodes: Vec::with_capacity(2 * order.len() + album_ids.len() + 64),
+            slots: Vec::with_capacity(2 * order.len() + album_ids.len() + 64),
+            names: String::new(),
+            attrs: Vec::new(),
             kids: HashMap::default(),
             inos: InoAllocator::with_reserved(2 * order.len() + album_ids.len() + 64, reserved),
         };
-        let root = b.push(ROOT_INO, 0, String::new(), NodeKind::Dir, 0, 0);
-        let albums_dir = b.add(
-            b"dir:albums",
-            root,
-            ALBUMS_DIR.to_owned(),
-            NodeKind::Dir,
-            0,
-            0,
-        );
-        let by_date_dir = b.add(
-            b"dir:by-date",
-            root,
-            BY_DATE_DIR.to_owned(),
-            NodeKind::Dir,
-            0,
-            0,
-        );
+        let root = b.push(ROOT_INO, 0, "", NodeKind::Dir, 0, 0);
+        let albums_dir = b.add(b"dir:albums", root, ALBUMS_DIR, NodeKind::Dir, 0, 0);
+        let by_date_dir = b.add(b"dir:by-date", root, BY_DATE_DIR, NodeKind::Dir, 0, 0);
 
         // albums/
         let mut album_names = DirNames::new();
@@ -605,7 +733,7 @@ impl View {
                 key.as_bytes(),
                 kept_dir(id).map(|h| h.ino),
                 albums_dir,
-                name.clone(),
+                &name,
                 NodeKind::Dir,
                 0,
                 0,
@@ -615,7 +743,7 @@ impl View {
                 HandedDir {
                     base: base.clone(),
                     name,
-                    ino: b.nodes[dir as usize].ino,
+                    ino: b.ino(dir),
                 },
             ));
             let files = by_album.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -630,7 +758,7 @@ impl View {
         let albums_sums = b.add(
             b"sha1sums:albums",
             albums_dir,
-            SHA1SUMS_NAME.to_owned(),
+            SHA1SUMS_NAME,
             NodeKind::Sha1Sums,
             0,
             files_mtime.unwrap_or(0),
@@ -658,7 +786,7 @@ impl View {
                     let node = b.add(
                         key.as_bytes(),
                         by_date_dir,
-                        format!("{year:04}"),
+                        &format!("{year:04}"),
                         NodeKind::Dir,
                         0,
                         0,
@@ -670,7 +798,7 @@ impl View {
             let mdir = b.add(
                 key.as_bytes(),
                 ydir,
-                format!("{month:02}"),
+                &format!("{month:02}"),
                 NodeKind::Dir,
                 0,
                 0,
@@ -686,7 +814,7 @@ impl View {
         let by_date_sums = b.add(
             b"sha1sums:by-date",
             by_date_dir,
-            SHA1SUMS_NAME.to_owned(),
+            SHA1SUMS_NAME,
             NodeKind::Sha1Sums,
             0,
             by_date_mtime.unwrap_or(0),
@@ -699,20 +827,13 @@ impl View {
         let mut recordings_ino = None;
         let mut rec_mtime: Option<i64> = None;
         if !recs.is_empty() {
-            let rdir = b.add(
-                b"dir:recordings",
-                root,
-                RECORDINGS_DIR.to_owned(),
-                NodeKind::Dir,
-                0,
-                0,
-            );
-            recordings_ino = Some(b.nodes[rdir as usize].ino);
+            let rdir = b.add(b"dir:recordings", root, RECORDINGS_DIR, NodeKind::Dir, 0, 0);
+            recordings_ino = Some(b.ino(rdir));
             for group in recs.chunk_by(|&a, &c| items[a].album_id == items[c].album_id) {
                 let kind = items[group[0]].album_id.0;
                 let name = recording_dir_name(kind);
                 let key = format!("dir:recordings/{name}");
-                let dir = b.add(key.as_bytes(), rdir, name, NodeKind::Dir, 0, 0);
+                let dir = b.add(key.as_bytes(), rdir, &name, NodeKind::Dir, 0, 0);
                 let mut order = group.to_vec();
                 order.sort_unstable_by_key(|&i| (items[i].create_time_ms, items[i].id));
                 let m = b.add_files(dir, &items, &order, "recordings-file:", &kept_album);
@@ -726,14 +847,14 @@ impl View {
             albums_mtime.max(by_date_mtime).max(rec_mtime).unwrap_or(0),
         );
 
-        let ino_of = |b: &Builder, idx: u32| b.nodes[idx as usize].ino;
+        let ino_of = |b: &Builder, idx: u32| b.ino(idx);
         let albums_ino = ino_of(&b, albums_dir);
         let by_date_ino = ino_of(&b, by_date_dir);
         let sums_nodes = [
             (ino_of(&b, albums_sums), albums_ino),
             (ino_of(&b, by_date_sums), by_date_ino),
         ];
-        let mut tree = b.finish();
+        let mut tree = b.finish(Arc::clone(&items));
 
         let mut sums = Vec::with_capacity(2);
         for (ino, dir) in sums_nodes {
@@ -741,9 +862,7 @@ impl View {
             tree.walk(&items, dir, &mut Vec::new(), &mut |parts, _| {
                 len += sha1sums::line_len(parts);
             });
-            if let Some(node) = tree.node_mut(ino) {
-                node.size = len;
-            }
+            tree.set_size(ino, len);
             sums.push(SumsFile {
                 ino,
                 dir,
@@ -764,21 +883,25 @@ impl View {
         }
     }
 
-    pub fn node(&self, ino: Ino) -> Option<&Node> {
+    pub fn node(&self, ino: Ino) -> Option<Node<'_>> {
         self.tree.node(ino)
     }
 
     /// Every node, the root first.
-    pub fn nodes(&self) -> &[Node] {
-        &self.tree.nodes
+    pub fn nodes(&self) -> impl Iterator<Item = Node<'_>> + '_ {
+        (0..self.tree.slots.len()).map(|i| self.tree.at(i))
     }
 
     /// The child of directory `parent` whose name is exactly (case-sensitively) `name`.
-    pub fn lookup(&self, parent: Ino, name: &str) -> Option<&Node> {
+    pub fn lookup(&self, parent: Ino, name: &str) -> Option<Node<'_>> {
         let kids = self.tree.children.get(&parent)?;
         let pos = kids
-            .binary_search_by(|&k| match self.tree.node(k) {
-                Some(n) => n.name.as_bytes().cmp(name.as_bytes()),
+            .binary_search_by(|&k| match self.tree.position(k) {
+                Some(i) => self
+                    .tree
+                    .name(&self.tree.slots[i])
+                    .as_bytes()
+                    .cmp(name.as_bytes()),
                 None => Ordering::Less,
             })
             .ok()?;
@@ -827,7 +950,7 @@ impl View {
 
     /// The number of nodes, the root included.
     pub fn node_count(&self) -> usize {
-        self.tree.nodes.len()
+        self.tree.slots.len()
     }
 
     /// The inode of `albums/`.
@@ -866,8 +989,8 @@ impl View {
         let same = |node: Option<u32>, old: &Option<HandedName>| match (node, old) {
             (None, None) => true,
             (Some(n), Some(h)) => {
-                let n = &self.tree.nodes[n as usize];
-                n.ino == h.ino && *n.name == *h.name
+                let s = &self.tree.slots[n as usize];
+                s.ino == h.ino && self.tree.name(s) == h.name
             }
             _ => false,
         };
@@ -893,10 +1016,10 @@ impl View {
     }
 
     fn handed_name(&self, node: u32) -> HandedName {
-        let n = &self.tree.nodes[node as usize];
+        let s = &self.tree.slots[node as usize];
         HandedName {
-            name: n.name.to_string(),
-            ino: n.ino,
+            name: self.tree.name(s).to_owned(),
+            ino: s.ino,
         }
     }
 
@@ -904,17 +1027,21 @@ impl View {
     /// `by-date/`.
     fn handed_nodes(&self) -> Vec<[Option<u32>; 2]> {
         let mut out = vec![[None, None]; self.items.len()];
-        for (idx, node) in self.tree.nodes.iter().enumerate() {
-            let NodeKind::File(i) = node.kind else {
+        let slots = &self.tree.slots;
+        for (idx, s) in slots.iter().enumerate() {
+            if s.kind != SLOT_FILE {
                 continue;
-            };
-            let Some(slot) = out.get_mut(i as usize) else {
+            }
+            let Some(slot) = out.get_mut(s.data as usize) else {
                 continue;
             };
             // Files under albums/<album>/ and recordings/<type>/ keep their name in `album`.
-            let in_albums = self.node(node.parent).is_some_and(|dir| {
-                dir.parent == self.albums_ino || Some(dir.parent) == self.recordings_ino
-            });
+            let grandparent = slots
+                .get(s.parent as usize)
+                .and_then(|dir| slots.get(dir.parent as usize))
+                .map(|g| g.ino);
+            let in_albums =
+                grandparent.is_some_and(|g| g == self.albums_ino || Some(g) == self.recordings_ino);
             slot[usize::from(!in_albums)] = Some(idx as u32);
         }
         out
@@ -926,7 +1053,7 @@ impl View {
         let mut parts: Vec<&str> = Vec::new();
         let mut node = self.node(ino)?;
         while node.ino != ROOT_INO {
-            parts.push(&node.name);
+            parts.push(node.name);
             node = self.node(node.parent)?;
         }
         parts.reverse();

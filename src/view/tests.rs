@@ -99,7 +99,7 @@ fn resolve(v: &View, path: &str) -> Option<Ino> {
 
 fn check_invariants(v: &View) {
     let root = v.node(ROOT_INO).unwrap();
-    assert_eq!(&*root.name, "");
+    assert_eq!(root.name, "");
     assert_eq!(names(v, ""), vec!["albums", "by-date"]);
     let mut seen_inos = HashSet::new();
     let mut stack = vec![ROOT_INO];
@@ -114,7 +114,7 @@ fn check_invariants(v: &View) {
             assert!(seen_inos.insert(k), "ino {k} twice");
             assert_eq!(n.ino, k);
             assert_eq!(n.parent, dir);
-            assert!(is_valid_name(&n.name), "bad name {:?}", n.name);
+            assert!(is_valid_name(n.name), "bad name {:?}", n.name);
             assert!(folded.insert(n.name.to_lowercase()), "dup {:?}", n.name);
             if let Some(p) = prev {
                 assert!(
@@ -123,8 +123,8 @@ fn check_invariants(v: &View) {
                     n.name
                 );
             }
-            prev = Some(&n.name);
-            assert_eq!(v.lookup(dir, &n.name).unwrap().ino, k);
+            prev = Some(n.name);
+            assert_eq!(v.lookup(dir, n.name).unwrap().ino, k);
             match n.kind {
                 NodeKind::Dir => {
                     assert_eq!(n.size, 0);
@@ -430,9 +430,7 @@ fn inodes_stable_across_shuffled_input() {
     let b = build(&albums, items);
     assert_eq!(files(&a), files(&b));
     let all = |v: &View| -> BTreeMap<String, (Ino, u64, i64)> {
-        v.tree
-            .nodes
-            .iter()
+        v.nodes()
             .map(|n| (v.path(n.ino).unwrap(), (n.ino, n.size, n.mtime_ms)))
             .collect()
     };
@@ -831,39 +829,40 @@ fn rss_kib() -> u64 {
         .unwrap_or(0)
 }
 
-/// Hands freed heap back to the kernel, so that an RSS reading counts live data only.
-fn trim_heap() {
-    // SAFETY: malloc_trim only releases free memory of glibc's own heap.
+/// The bytes the process's heap holds in live allocations (glibc's `mallinfo2`: in-use chunks
+/// of the arenas plus mmapped blocks; 0 elsewhere). Exact where RSS deltas depend on which
+/// freed pages the allocator happens to keep.
+fn heap_bytes() -> u64 {
     #[cfg(target_env = "gnu")]
-    unsafe {
-        libc::malloc_trim(0);
+    {
+        // SAFETY: mallinfo2 only reads glibc's allocator statistics.
+        let m = unsafe { libc::mallinfo2() };
+        (m.uordblks + m.hblkhd) as u64
     }
+    #[cfg(not(target_env = "gnu"))]
+    0
 }
 
 fn build_big(n: u64) {
-    trim_heap();
-    let rss_start = rss_kib();
+    let heap_start = heap_bytes();
     let (albums, items) = big_catalog(n);
     let items: Arc<[Item]> = items.into();
-    trim_heap();
+    let heap_items = heap_bytes();
     let rss_before = rss_kib();
     let t = Instant::now();
     let v = View::build(&albums, Arc::clone(&items), &utc());
     let built = t.elapsed();
-    let rss_peak = rss_kib();
-    trim_heap();
-    let rss_after = rss_kib();
+    let heap_view = heap_bytes();
     // Informational (other tests run in parallel threads): run this test alone to measure,
     // e.g. `cargo test --lib view::tests::build_100k_items -- --nocapture`.
-    let per_item = |kib: u64| kib * 1024 / n;
+    let per_item = |bytes: u64| bytes / n;
     eprintln!(
-        "{n} items: items {} B/item, view {} B/item kept ({} B/item with build temporaries); \
-         size_of Item {} B, Node {} B",
-        per_item(rss_before.saturating_sub(rss_start)),
-        per_item(rss_after.saturating_sub(rss_before)),
-        per_item(rss_peak.saturating_sub(rss_before)),
+        "{n} items: heap: items {} B/item, view {} B/item; RSS grew {} B/item during the \
+         build (temporaries included); size_of Item {} B",
+        per_item(heap_items.saturating_sub(heap_start)),
+        per_item(heap_view.saturating_sub(heap_items)),
+        per_item(rss_kib().saturating_sub(rss_before) * 1024),
         std::mem::size_of::<Item>(),
-        std::mem::size_of::<Node>(),
     );
     let t = Instant::now();
     let sums = v.sha1sums(resolve(&v, "albums/SHA1SUMS").unwrap()).unwrap();
@@ -916,7 +915,7 @@ proptest! {
         prop_assert_eq!(kids.len(), names.len());
         let mut folded = HashSet::new();
         for &k in kids {
-            let name: &str = &v.node(k).unwrap().name;
+            let name: &str = v.node(k).unwrap().name;
             prop_assert!(name.len() <= NAME_MAX);
             prop_assert!(!name.is_empty() && name != "." && name != "..");
             prop_assert!(!name.trim().is_empty());
