@@ -45,19 +45,6 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Random-looking bytes (no compression can shrink them in a tmpfs).
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A folder for `micloud-sim --from-dir`: `albums` albums of `per_album` files whose sizes
 /// cycle through `sizes_kib`. Returns the total bytes.
 fn make_gallery(root: &Path, albums: usize, per_album: usize, sizes_kib: &[usize]) -> u64 {

@@ -28,19 +28,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use sha1::{Digest, Sha1};
 
-/// Random-looking bytes.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn media_files(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = all_paths(root)
         .into_iter()

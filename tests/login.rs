@@ -399,26 +399,39 @@ fn today_password_and_captcha(p: &mut PtySession, sim: &Sim, password: &str) {
     answer_captcha(p, sim, &before, &mut Vec::new());
 }
 
+/// A password login of `user` at a terminal, captcha first, whose account offers one
+/// two-step method (`method`: no question which): the code sent that way, `trust` ("y" or
+/// "n") answered, and the login stored.
+fn today_login_with_the_only_method(
+    sim: &Sim,
+    user: &str,
+    password: &str,
+    method: &str,
+    trust: &str,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg");
+    let mut p = pty(login_cmd(sim, &cfg, &["--user", user]));
+    today_password_and_captcha(&mut p, sim, password);
+    let before = p.exp_string("Code sent to").unwrap();
+    assert!(!before.contains("Send the code"), "{before}");
+    p.exp_string(": ").unwrap();
+    p.send_line(&sent_code(sim, user, method)).unwrap();
+    p.exp_string("Trust this device?").unwrap();
+    p.send_line(trust).unwrap();
+    let rest = p.exp_eof().unwrap();
+    assert!(rest.contains("Logged in as"), "{rest}");
+    expect_stored_login(&cfg, user);
+}
+
 #[test]
 fn today_password_captcha_first_then_sms_from_options_through_a_tips_page() {
     let sim = Sim::spawn(&[
         "--account",
         "id=901,pass-token=V1:a,password=pw-901,2fa=phone",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg");
-    let mut p = pty(login_cmd(&sim, &cfg, &["--user", "901"]));
-    today_password_and_captcha(&mut p, &sim, "pw-901");
     // Only SMS is offered: no question which.
-    let before = p.exp_string("Code sent to").unwrap();
-    assert!(!before.contains("Send the code"), "{before}");
-    p.exp_string(": ").unwrap();
-    p.send_line(&sent_code(&sim, "901", "phone")).unwrap();
-    p.exp_string("Trust this device?").unwrap();
-    p.send_line("y").unwrap();
-    let rest = p.exp_eof().unwrap();
-    assert!(rest.contains("Logged in as"), "{rest}");
-    expect_stored_login(&cfg, "901");
+    today_login_with_the_only_method(&sim, "901", "pw-901", "phone", "y");
     let c = &sim.stats()["counters"];
     assert_eq!(c["login_captcha_required"], 1, "{c}");
     assert_eq!(
@@ -434,19 +447,7 @@ fn today_email_chosen_from_options_and_several_tips_pages() {
         "--account",
         "id=902,pass-token=V1:b,password=pw-902,2fa=email,tips=3",
     ]);
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg");
-    let mut p = pty(login_cmd(&sim, &cfg, &["--user", "902"]));
-    today_password_and_captcha(&mut p, &sim, "pw-902");
-    let before = p.exp_string("Code sent to").unwrap();
-    assert!(!before.contains("Send the code"), "{before}");
-    p.exp_string(": ").unwrap();
-    p.send_line(&sent_code(&sim, "902", "email")).unwrap();
-    p.exp_string("Trust this device?").unwrap();
-    p.send_line("n").unwrap();
-    let rest = p.exp_eof().unwrap();
-    assert!(rest.contains("Logged in as"), "{rest}");
-    expect_stored_login(&cfg, "902");
+    today_login_with_the_only_method(&sim, "902", "pw-902", "email", "n");
     assert_eq!(sim.stats()["counters"]["login_tips_page"], 3);
 }
 

@@ -246,6 +246,27 @@ fn entries<'a>(
     dots.chain(rest)
 }
 
+/// Answers an open with its handle: as a passthrough backing file where the kernel takes
+/// it (the data path is then told), else as a handle the daemon reads.
+fn reply_opened(
+    core: &DataCore,
+    passthrough: &Passthrough,
+    reply: ReplyOpen,
+    ino: Ino,
+    opening: data::Opening,
+) {
+    let backed = passthrough.reply(
+        reply,
+        ino,
+        opening.fh,
+        FopenFlags::FOPEN_KEEP_CACHE,
+        opening.backing.as_deref(),
+    );
+    if backed {
+        core.note_passthrough(opening.fh);
+    }
+}
+
 /// Answers an xattr request of `size` with `data` (a size probe when `size` is 0).
 fn reply_xattr(reply: ReplyXattr, size: u32, data: &[u8]) {
     if size == 0 {
@@ -305,33 +326,12 @@ impl fuser::Filesystem for GalleryFs {
         }
         // The warm path: a verified object is opened here, on the FUSE thread.
         if let Some(opening) = self.core.open_now(ino.0) {
-            let backed = self.passthrough.reply(
-                reply,
-                ino.0,
-                opening.fh,
-                FopenFlags::FOPEN_KEEP_CACHE,
-                opening.backing.as_deref(),
-            );
-            if backed {
-                self.core.note_passthrough(opening.fh);
-            }
-            return;
+            return reply_opened(&self.core, &self.passthrough, reply, ino.0, opening);
         }
         let (core, passthrough) = (self.core.clone(), self.passthrough.clone());
         self.rt.spawn(async move {
             match core.open(ino.0).await {
-                Ok(opening) => {
-                    let backed = passthrough.reply(
-                        reply,
-                        ino.0,
-                        opening.fh,
-                        FopenFlags::FOPEN_KEEP_CACHE,
-                        opening.backing.as_deref(),
-                    );
-                    if backed {
-                        core.note_passthrough(opening.fh);
-                    }
-                }
+                Ok(opening) => reply_opened(&core, &passthrough, reply, ino.0, opening),
                 Err(errno) => reply.error(errno),
             }
         });

@@ -167,6 +167,19 @@ pub fn visible(items: &[SimItem]) -> Vec<SimItem> {
         .collect()
 }
 
+/// Random-looking bytes (no compression can shrink them in a tmpfs).
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
 pub fn run(cmd: &mut Command) -> Output {
     let out = cmd
         .output()
