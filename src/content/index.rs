@@ -36,6 +36,24 @@ struct Inner {
     pending: u64,
 }
 
+impl Inner {
+    /// Takes least recently used objects out until objects and reservations fit under
+    /// `max_bytes`, keeping at least `keep` objects; returns them, to be deleted.
+    fn evict_over(&mut self, max_bytes: u64, keep: usize) -> Vec<Sha1Digest> {
+        let mut evicted = Vec::new();
+        while self.total + self.pending > max_bytes && self.lru.len() > keep {
+            match self.lru.pop_lru() {
+                Some((victim, victim_size)) => {
+                    self.total -= victim_size;
+                    evicted.push(victim);
+                }
+                None => break,
+            }
+        }
+        evicted
+    }
+}
+
 impl CacheIndex {
     /// Indexes the objects already under `objects` (files named by their SHA-1 in
     /// two-hex-digit folders); anything else there is ignored.
@@ -110,17 +128,7 @@ impl CacheIndex {
             return Vec::new();
         };
         inner.pending += size;
-        let mut evicted = Vec::new();
-        while inner.total + inner.pending > self.max_bytes {
-            match inner.lru.pop_lru() {
-                Some((victim, victim_size)) => {
-                    inner.total -= victim_size;
-                    evicted.push(victim);
-                }
-                None => break,
-            }
-        }
-        evicted
+        inner.evict_over(self.max_bytes, 0)
     }
 
     /// Releases a reservation (the download was abandoned, or became an object).
@@ -146,17 +154,8 @@ impl CacheIndex {
             inner.total -= old;
         }
         inner.total += size;
-        let mut evicted = Vec::new();
-        while inner.total + inner.pending > self.max_bytes && inner.lru.len() > 1 {
-            match inner.lru.pop_lru() {
-                Some((victim, victim_size)) => {
-                    inner.total -= victim_size;
-                    evicted.push(victim);
-                }
-                None => break,
-            }
-        }
-        evicted
+        // The object just admitted stays, even when it alone is over the cap.
+        inner.evict_over(self.max_bytes, 1)
     }
 
     /// Picks least recently used objects (never `keep`) until their bytes reach `bytes`,

@@ -353,14 +353,7 @@ impl ContentCache {
                     return Ok(Opened::Streaming(r));
                 }
             }
-            let path = self.object_path(&item.sha1);
-            if tokio::fs::metadata(&path).await.is_ok()
-                && self
-                    .ready
-                    .try_get_with(item.sha1, self.verify_existing(item, &path))
-                    .await
-                    .is_ok()
-            {
+            if self.found_on_disk(item).await {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
                 self.index.touch(&item.sha1);
                 continue;
@@ -585,6 +578,18 @@ impl ContentCache {
             size: item.size,
             available,
         })
+    }
+
+    /// Whether `item`'s object is on disk and right: hashed once per daemon (concurrent
+    /// callers share the check), a damaged one deleted ([`Self::verify_existing`]).
+    async fn found_on_disk(&self, item: &Item) -> bool {
+        let path = self.object_path(&item.sha1);
+        tokio::fs::metadata(&path).await.is_ok()
+            && self
+                .ready
+                .try_get_with(item.sha1, self.verify_existing(item, &path))
+                .await
+                .is_ok()
     }
 
     /// An object on disk from an earlier daemon: hashed before it is served. `Ok` when it
@@ -1058,18 +1063,9 @@ impl ContentCache {
         if self.ready.contains_key(&item.sha1) {
             return None;
         }
-        if self.find_transfer(item).is_none() {
-            let path = self.object_path(&item.sha1);
-            if tokio::fs::metadata(&path).await.is_ok()
-                && self
-                    .ready
-                    .try_get_with(item.sha1, self.verify_existing(item, &path))
-                    .await
-                    .is_ok()
-            {
-                // Checked ahead of the reader: its open will be instant.
-                return None;
-            }
+        if self.find_transfer(item).is_none() && self.found_on_disk(item).await {
+            // Checked ahead of the reader: its open will be instant.
+            return None;
         }
         let t = self.start_transfer(item, true).await.ok()??;
         {

@@ -118,6 +118,22 @@ fn bed_with_inos(
     }
 }
 
+/// The item ids fetched, in order, once `n` fetches were made (or after 10 s).
+async fn fetched_after(fake: &FakeGallery, n: u32) -> Vec<u64> {
+    for _ in 0..500 {
+        if fake.fetches() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    fake.log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| id.0)
+        .collect()
+}
+
 /// Reads a whole file through the core as `cp` does (128 KiB reads until a short one).
 async fn cp(core: &DataCore, ino: Ino) -> Result<Vec<u8>, Errno> {
     let o = core.open(ino).await?;
@@ -183,20 +199,7 @@ async fn a_sequential_copy_prefetches_the_next_files_in_order() {
     assert_eq!(before, 1, "nothing fetched ahead after one file");
     assert!(cp(&b.core, 101).await.unwrap() == b.bodies[&101]);
     // Let the prefetches run.
-    for _ in 0..500 {
-        if b.fake.fetches() >= 12 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let log: Vec<u64> = b
-        .fake
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| id.0)
-        .collect();
+    let log = fetched_after(&b.fake, 12).await;
     assert_eq!(log.len(), 12, "{log:?}");
     // Prefetch goes in listing order.
     assert_eq!(log[2..], (1002..1012).collect::<Vec<u64>>(), "{log:?}");
@@ -265,20 +268,7 @@ async fn without_range_a_large_file_ahead_starts_early() {
     b.fake.chunk_delay_us.store(2_000, Ordering::SeqCst);
     cp(&b.core, 100).await.unwrap();
     cp(&b.core, 101).await.unwrap();
-    for _ in 0..500 {
-        if b.fake.fetches() >= 12 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let log: Vec<u64> = b
-        .fake
-        .log
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| id.0)
-        .collect();
+    let log = fetched_after(&b.fake, 12).await;
     let big = log
         .iter()
         .position(|&id| id == 1009)
