@@ -35,6 +35,7 @@
 # daemons' VmHWM. The machine is shared: compare ratios of one run, not runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 for tool in python3 curl jq rsync fusermount3; do
   command -v "$tool" >/dev/null || { echo "bench.sh: needs $tool" >&2; exit 1; }
@@ -271,18 +272,11 @@ if [ ! -e "$GALLERY/.complete-v1" ]; then
 fi
 
 # ---- the emulator -------------------------------------------------------------------------
-"$SIMBIN" --listen 127.0.0.1:0 --from-dir "$GALLERY" --profile wan --range on --no-cache \
-  >"$work/sim.out" 2>"$work/sim.log" &
-sim_pid=$!
-until grep -q '^listening on ' "$work/sim.out"; do
-  kill -0 "$sim_pid" 2>/dev/null || { echo "micloud-sim exited:" >&2; cat "$work/sim.log" >&2; exit 1; }
-  sleep 0.05
-done
-base=$(sed -n 's/^listening on //p' "$work/sim.out" | head -1)
+start_sim "$work/sim.out" "$work/sim.log" "$SIMBIN" --from-dir "$GALLERY" --profile wan \
+  --range on --no-cache
 served() { curl -sf "$base/_sim/stats" | jq .bytes_served; }
 
-"$BIN" login --user-id 1234567890 --pass-token V1:sim-pass-token --api-base "$base" \
-  --config-dir "$work/config" >/dev/null
+sim_login "$BIN" "$work/config"
 
 now() { date +%s.%N; }
 calc() { python3 -c "print(${1})"; }
@@ -308,6 +302,16 @@ check_copy() { # check_copy DIR_CONTAINING_Trip
   (cd "$1" && grep '  Trip/' "$mnt/albums/SHA1SUMS" | sha1sum -c --quiet) ||
     { echo "bench.sh: the copy in $1 is wrong" >&2; exit 1; }
 }
+timed_copy() { # timed_copy DAEMON_PID DEST COMMAND...: runs a cold copy into DEST (which
+  # then holds Trip), checks it, and sets copy_secs and copy_cpu (the daemon's CPU seconds)
+  local pid=$1 dest=$2 c0 t0 t1 c1
+  shift 2
+  c0=$(cpu_secs "$pid"); t0=$(now)
+  "$@"
+  t1=$(now); c1=$(cpu_secs "$pid")
+  check_copy "$dest"
+  copy_secs=$(calc "$t1 - $t0"); copy_cpu=$(calc "$c1 - $c0")
+}
 
 trip_bytes=$(du -sb --apparent-size "$GALLERY/Trip" | cut -f1)
 video=$(ls "$GALLERY/Video")
@@ -319,11 +323,8 @@ photo_size=$(stat -c %s "$GALLERY/Extra/$photo")
 mkdir -p "$work/cp" "$work/rsync"
 pid1=$(mount_fresh "$work/cache1")
 echo "cold cp -r…" >&2
-c0=$(cpu_secs "$pid1"); t0=$(now)
-cp -r "$mnt/albums/Trip" "$work/cp/"
-t1=$(now); c1=$(cpu_secs "$pid1")
-check_copy "$work/cp"
-cp_secs=$(calc "$t1 - $t0"); cp_cpu=$(calc "$c1 - $c0")
+timed_copy "$pid1" "$work/cp" cp -r "$mnt/albums/Trip" "$work/cp/"
+cp_secs=$copy_secs cp_cpu=$copy_cpu
 
 echo "warm re-read…" >&2
 mapfile -t local_files < <(find "$work/cp/Trip" -type f | sort)
@@ -371,11 +372,8 @@ b1=$(served)
 mid_mib=$(calc "($b1 - $b0) / 1048576")
 
 echo "cold rsync -a…" >&2
-c0=$(cpu_secs "$pid2"); t0=$(now)
-rsync -a "$mnt/albums/Trip/" "$work/rsync/Trip/"
-t1=$(now); c1=$(cpu_secs "$pid2")
-check_copy "$work/rsync"
-rsync_secs=$(calc "$t1 - $t0"); rsync_cpu=$(calc "$c1 - $c0")
+timed_copy "$pid2" "$work/rsync" rsync -a "$mnt/albums/Trip/" "$work/rsync/Trip/"
+rsync_secs=$copy_secs rsync_cpu=$copy_cpu
 hwm2=$(hwm_mib "$pid2")
 "$BIN" unmount "$mnt"
 

@@ -20,6 +20,7 @@
 # Needs root or FUSE rights, /dev/fuse and fusermount3. Prints one block per item count.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 
 counts=("$@")
 [ ${#counts[@]} -gt 0 ] || counts=(100000)
@@ -68,19 +69,11 @@ print(sum(v for k, v in r.items() if not k.startswith(("/gallery/storage", "/_si
 }
 
 run() {
-  local items=$1 out="$work/sim.out"
-  : >"$out"
-  "$simbin" --listen 127.0.0.1:0 --items "$items" --profile "$profile" --data-dir "$data" \
-    >"$out" 2>"$work/sim.log" &
-  sim_pid=$!
-  until grep -q '^listening on ' "$out"; do
-    kill -0 "$sim_pid" 2>/dev/null || { echo "micloud-sim exited:" >&2; cat "$work/sim.log" >&2; exit 1; }
-    sleep 0.05
-  done
-  base=$(sed -n 's/^listening on //p' "$out" | head -1)
+  local items=$1
+  start_sim "$work/sim.out" "$work/sim.log" "$simbin" --items "$items" --profile "$profile" \
+    --data-dir "$data"
   local config="$work/config-$items" cache="$work/cache-$items"
-  "$fs" login --user-id 1234567890 --pass-token V1:sim-pass-token --api-base "$base" \
-    --config-dir "$config" >/dev/null
+  sim_login "$fs" "$config"
 
   local r0 t0 t1 r1
   r0=$(listing_requests)

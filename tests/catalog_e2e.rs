@@ -217,19 +217,23 @@ fn wait_gone(pid: i32) {
     });
 }
 
-#[test]
-fn sigkill_during_a_first_sync_and_a_refresh_leaves_a_catalog_the_next_mount_completes() {
-    // 400 ms a request: the first sync takes a few seconds.
-    let sim = Sim::spawn(&[
+/// 8 000 items at 400 ms a request: a first sync that takes a few seconds.
+fn slow_listing_sim(seed: &str) -> Sim {
+    Sim::spawn(&[
         "--seed",
-        "24",
+        seed,
         "--items",
         "8000",
         "--latency-ms",
         "400",
         "--sizes",
         "real",
-    ]);
+    ])
+}
+
+#[test]
+fn sigkill_during_a_first_sync_and_a_refresh_leaves_a_catalog_the_next_mount_completes() {
+    let sim = slow_listing_sim("24");
     let m = Mount::tempdirs();
     run_ok(&mut login_command(&sim, "V1:sim-pass-token", &m.config));
     let mount = m
@@ -279,16 +283,7 @@ fn sigkill_during_a_first_sync_and_a_refresh_leaves_a_catalog_the_next_mount_com
 
 #[test]
 fn ctrl_c_during_the_first_sync_leaves_no_mount_and_no_daemon() {
-    let sim = Sim::spawn(&[
-        "--seed",
-        "25",
-        "--items",
-        "8000",
-        "--latency-ms",
-        "400",
-        "--sizes",
-        "real",
-    ]);
+    let sim = slow_listing_sim("25");
     let m = Mount::tempdirs();
     run_ok(&mut login_command(&sim, "V1:sim-pass-token", &m.config));
     // Its own process group, as a shell runs a command: Ctrl-C goes to the whole group.

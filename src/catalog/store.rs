@@ -36,6 +36,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::cloud::RecordingEntry;
 use crate::model::{Album, AlbumId, Item, ItemId, MediaKind, MimeTable, Sha1Digest};
 
 /// Bumped when the schema changes incompatibly: an older catalog is then rebuilt by a full sync.
@@ -116,34 +117,28 @@ pub struct HandedFile {
     pub date: Option<HandedName>,
 }
 
-/// A recording (spec §3.12) as the catalog keeps it.
+/// A recording (spec §3.12) as the catalog keeps it: as listed, with the name and inode
+/// handed out for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recording {
-    pub id: u64,
-    /// The real file name (the wire `name` without its four `_<digits>` groups).
-    pub file_name: String,
-    /// `0` recorder, `1` phone call, `2` FM, `3` app (others are kept as listed).
-    pub kind: u8,
-    pub size: u64,
-    pub sha1: Sha1Digest,
-    pub create_time_ms: i64,
-    pub modify_time_ms: i64,
+    pub entry: RecordingEntry,
     pub handed: Option<HandedName>,
 }
 
 impl Recording {
     /// The recording as an item of kind [`MediaKind::Recording`], whose album id is its type.
     pub fn as_item(&self) -> Item {
+        let e = &self.entry;
         Item {
-            id: ItemId(self.id),
-            album_id: AlbumId(u64::from(self.kind)),
-            file_name: self.file_name.clone(),
+            id: ItemId(e.id),
+            album_id: AlbumId(u64::from(e.kind)),
+            file_name: e.file_name.clone(),
             kind: MediaKind::Recording,
             mime_type: "".into(),
-            size: self.size,
-            sha1: self.sha1,
-            date_taken_ms: self.create_time_ms,
-            create_time_ms: self.create_time_ms,
+            size: e.size,
+            sha1: e.sha1,
+            date_taken_ms: e.create_time_ms,
+            create_time_ms: e.create_time_ms,
             exif_date_time: None,
         }
     }
@@ -419,13 +414,15 @@ impl Store {
                     _ => None,
                 };
                 Ok(Recording {
-                    id: i2u(r.get(0)?),
-                    file_name: r.get(1)?,
-                    kind: r.get::<_, i64>(2)?.clamp(0, 255) as u8,
-                    size: i2u(r.get(3)?),
-                    sha1: Sha1Digest(digest),
-                    create_time_ms: r.get(5)?,
-                    modify_time_ms: r.get(6)?,
+                    entry: RecordingEntry {
+                        id: i2u(r.get(0)?),
+                        file_name: r.get(1)?,
+                        kind: r.get::<_, i64>(2)?.clamp(0, 255) as u8,
+                        size: i2u(r.get(3)?),
+                        sha1: Sha1Digest(digest),
+                        create_time_ms: r.get(5)?,
+                        modify_time_ms: r.get(6)?,
+                    },
                     handed,
                 })
             })?;
@@ -662,7 +659,7 @@ impl Tx<'_> {
 
     /// Replaces the recordings with `list`, keeping the names handed out to those that stay.
     pub fn replace_recordings(&self, list: &[Recording]) -> rusqlite::Result<()> {
-        let keep: std::collections::HashSet<i64> = list.iter().map(|r| u2i(r.id)).collect();
+        let keep: std::collections::HashSet<i64> = list.iter().map(|r| u2i(r.entry.id)).collect();
         let mut ids = Vec::new();
         {
             let mut st = self.0.prepare("SELECT id FROM recordings")?;
@@ -680,7 +677,7 @@ impl Tx<'_> {
              ON CONFLICT(id) DO UPDATE SET file_name=?2, kind=?3, size=?4, sha1=?5,
                 create_ms=?6, modify_ms=?7",
         )?;
-        for r in list {
+        for r in list.iter().map(|r| &r.entry) {
             st.execute(params![
                 u2i(r.id),
                 r.file_name,

@@ -330,30 +330,18 @@ impl Syncer {
             Ok(list) => {
                 let mut recs: Vec<Recording> = list
                     .into_iter()
-                    .map(|r| Recording {
-                        id: r.id,
-                        file_name: r.file_name,
-                        kind: r.kind,
-                        size: r.size,
-                        sha1: r.sha1,
-                        create_time_ms: r.create_time_ms,
-                        modify_time_ms: r.modify_time_ms,
+                    .map(|entry| Recording {
+                        entry,
                         handed: None,
                     })
                     .collect();
-                recs.sort_by_key(|r| r.id);
-                recs.dedup_by_key(|r| r.id);
+                recs.sort_by_key(|r| r.entry.id);
+                recs.dedup_by_key(|r| r.entry.id);
                 let changed = self
                     .with_store(move |s| {
                         let before = s.recordings()?;
                         let same = before.len() == recs.len()
-                            && before.iter().zip(&recs).all(|(a, b)| {
-                                a.id == b.id
-                                    && a.size == b.size
-                                    && a.sha1 == b.sha1
-                                    && a.file_name == b.file_name
-                                    && a.kind == b.kind
-                            });
+                            && before.iter().zip(&recs).all(|(a, b)| a.entry == b.entry);
                         if !same {
                             s.write(|tx| tx.replace_recordings(&recs))?;
                         }

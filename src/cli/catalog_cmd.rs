@@ -244,7 +244,7 @@ pub(crate) fn stats(args: CatalogArgs) -> Result<(), String> {
         .collect();
     let recordings = store.recordings().map_err(|e| e.to_string())?;
     if !recordings.is_empty() {
-        let bytes: u64 = recordings.iter().map(|r| r.size).sum();
+        let bytes: u64 = recordings.iter().map(|r| r.entry.size).sum();
         out.push_str(&format!(
             "\nrecordings: {} ({})\n",
             recordings.len(),

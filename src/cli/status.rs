@@ -95,7 +95,7 @@ impl StatusWriter {
         let bytes = totals
             .values()
             .map(|t| t.1)
-            .chain(recordings.iter().map(|r| r.size))
+            .chain(recordings.iter().map(|r| r.entry.size))
             .fold(0u64, u64::saturating_add);
         let incomplete = albums
             .iter()

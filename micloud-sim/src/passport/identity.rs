@@ -121,6 +121,27 @@ fn form_encoded(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
 }
 
+/// The two-step context of a ticket request (its `identity_session` cookie or its
+/// `context` parameter) and whether it plays today's passport, which takes form-encoded
+/// bodies only; else the answer to send instead (no context, or the body is not a form;
+/// boxed, as a `Response` is large).
+fn form_context(
+    app: &Shared,
+    headers: &HeaderMap,
+    p: &HashMap<String, String>,
+) -> Result<(String, bool), Box<Response>> {
+    let ctx = app
+        .passport
+        .identity
+        .context_of(headers, p.get("context").map(String::as_str))
+        .ok_or_else(|| Box::new(lost()))?;
+    let today = modern(app, &ctx);
+    if today && !form_encoded(headers) {
+        return Err(Box::new(not_form()));
+    }
+    Ok((ctx, today))
+}
+
 fn not_form() -> Response {
     error(
         70016,
@@ -223,16 +244,10 @@ async fn send(
     p: HashMap<String, String>,
     channel: Channel,
 ) -> Response {
-    let Some(ctx) = app
-        .passport
-        .identity
-        .context_of(&headers, p.get("context").map(String::as_str))
-    else {
-        return lost();
+    let (ctx, _) = match form_context(&app, &headers, &p) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
     };
-    if modern(&app, &ctx) && !form_encoded(&headers) {
-        return not_form();
-    }
     let Some(account) = offered(&app, &ctx, channel) else {
         return refuse_channel(&app, &ctx, channel);
     };
@@ -283,17 +298,10 @@ async fn verify(
     p: HashMap<String, String>,
     channel: Channel,
 ) -> Response {
-    let Some(ctx) = app
-        .passport
-        .identity
-        .context_of(&headers, p.get("context").map(String::as_str))
-    else {
-        return lost();
+    let (ctx, today) = match form_context(&app, &headers, &p) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
     };
-    let today = modern(&app, &ctx);
-    if today && !form_encoded(&headers) {
-        return not_form();
-    }
     let Some(account) = offered(&app, &ctx, channel) else {
         return refuse_channel(&app, &ctx, channel);
     };
@@ -355,16 +363,10 @@ pub async fn user_quota(
     headers: HeaderMap,
     Params(p): Params,
 ) -> Response {
-    let Some(ctx) = app
-        .passport
-        .identity
-        .context_of(&headers, p.get("context").map(String::as_str))
-    else {
-        return lost();
+    let (ctx, _) = match form_context(&app, &headers, &p) {
+        Ok(c) => c,
+        Err(refused) => return *refused,
     };
-    if modern(&app, &ctx) && !form_encoded(&headers) {
-        return not_form();
-    }
     let channel = match p.get("addressType").map(String::as_str) {
         Some("PH") => Channel::Phone,
         Some("EM") => Channel::Email,
