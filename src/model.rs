@@ -87,6 +87,28 @@ pub enum MediaKind {
     Recording,
 }
 
+impl MediaKind {
+    /// The kind as one number, for the catalog and the tree snapshot.
+    pub fn code(self) -> u8 {
+        match self {
+            MediaKind::Image => 0,
+            MediaKind::Video => 1,
+            MediaKind::Other => 2,
+            MediaKind::Recording => 3,
+        }
+    }
+
+    /// The kind of a [`MediaKind::code`]; an unknown number is `Other`.
+    pub fn from_code(code: u8) -> MediaKind {
+        match code {
+            0 => MediaKind::Image,
+            1 => MediaKind::Video,
+            3 => MediaKind::Recording,
+            _ => MediaKind::Other,
+        }
+    }
+}
+
 /// An album as listed by `album/list`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Album {

@@ -3,6 +3,8 @@
 //!
 //! - [`store`]: the SQLite database, one per account, crash-safe (see its doc for the schema
 //!   and why SQLite).
+//! - [`snapshot`]: the built tree kept beside the catalog, so that a warm start reads it
+//!   instead of building the tree again.
 //! - [`sync`]: filling it from the service: the first sync (resumable, with progress, albums
 //!   in parallel, big albums by date ranges so that no deep page is ever asked for) and the
 //!   refresh (incremental through `album/full` + `allitems` cursors where the service has
@@ -12,6 +14,7 @@
 //! the names and inodes that build hands out are written back, so the next build (a refresh,
 //! a remount) keeps them.
 
+pub mod snapshot;
 pub mod store;
 pub mod sync;
 
@@ -21,7 +24,8 @@ use std::sync::Arc;
 use crate::model::{Album, AlbumId, Item};
 
 pub use store::{
-    catalog_path, AlbumState, HandedDir, HandedFile, HandedName, Recording, Store, StoreError,
+    catalog_path, AlbumState, HandedDir, HandedFile, HandedName, Recording, Stamp, Store,
+    StoreError,
 };
 pub use sync::{Progress, SyncError, SyncOptions, SyncReport, Syncer};
 
@@ -45,7 +49,30 @@ pub struct Catalog {
     pub recordings: Arc<[Recording]>,
 }
 
+/// What a mount says of its catalog ("N items in M albums, X GiB"), kept with the tree's
+/// snapshot so that a warm start need not load the catalog to say it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Summary {
+    /// Gallery items (recordings not counted).
+    pub items: u64,
+    pub albums: u64,
+    /// Albums whose listing did not complete.
+    pub incomplete: u64,
+    /// Bytes of all items, recordings included.
+    pub total_size: u64,
+}
+
 impl Catalog {
+    /// The counts a mount reports.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            items: (self.items.len() - self.recordings.len()) as u64,
+            albums: self.albums.len() as u64,
+            incomplete: self.incomplete.len() as u64,
+            total_size: self.total_size(),
+        }
+    }
+
     /// Reads the whole catalog.
     pub fn load(store: &Store) -> Result<Catalog, StoreError> {
         let rows = store.albums()?;

@@ -220,8 +220,18 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
         zone: plan.zone.clone(),
         include_private: plan.include_private,
     };
-    let (view, catalog) = live::build_view(&store, &view_opts).map_err(|e| e.to_string())?;
-    let live_view = LiveView::new(Arc::new(view));
+    let snapshot_at = crate::catalog::snapshot::snapshot_path(&plan.catalog_path());
+    let (view, summary) = if warm {
+        live::warm_view(&store, &view_opts, &snapshot_at)
+    } else {
+        live::build_view(&store, &view_opts).map(|built| {
+            let view = Arc::new(built.view);
+            live::save_in_background(&snapshot_at, &view, &built.summary, built.stamp, &view_opts);
+            (view, built.summary)
+        })
+    }
+    .map_err(|e| e.to_string())?;
+    let live_view = LiveView::new(view);
     let status = Arc::new(StatusWriter {
         cache_dir: plan.cache_dir.clone(),
         mountpoint: plan.mountpoint.clone(),
@@ -296,6 +306,7 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
                 interval: plan.refresh_interval,
                 first_now: warm,
                 status: status.clone(),
+                snapshot: snapshot_at,
             },
         )
     });
@@ -315,7 +326,7 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
     // A stop that came during the kernel mount drops the session, which unmounts.
     life.go_live(session.unmount_callable())?;
 
-    let gib = catalog.total_size() as f64 / (1u64 << 30) as f64;
+    let gib = summary.total_size as f64 / (1u64 << 30) as f64;
     let what = if demo.is_some() {
         "the demo gallery"
     } else {
@@ -331,19 +342,19 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
         (true, false) => "; from the catalog, refreshing in the background",
         (false, false) => "",
     };
-    let incomplete = if catalog.incomplete.is_empty() {
+    let incomplete = if summary.incomplete == 0 {
         String::new()
     } else {
         format!(
             "; {} album(s) incomplete (see micloudfs stats)",
-            catalog.incomplete.len()
+            summary.incomplete
         )
     };
     let summary = format!(
         "mounted {what} at {}: {} items in {} albums, {gib:.2} GiB{how}{incomplete}{log}",
         plan.mountpoint.display(),
-        catalog.items.len() - catalog.recordings.len(),
-        catalog.albums.len(),
+        summary.items,
+        summary.albums,
     );
     Ok((session, rt, demo, summary, status))
 }

@@ -2,7 +2,10 @@
 //! refresh that keeps it current.
 //!
 //! - [`build_view`] reads the catalog, builds the tree keeping every name and inode handed
-//!   out before, and writes back what it handed out to new items (one transaction).
+//!   out before, and writes back what it handed out to new items (one transaction). The
+//!   built tree is then written as the catalog's tree snapshot (`catalog::snapshot`), which
+//!   the next warm start reads instead of building (~0.1 s instead of ~0.8 s at 100 000
+//!   items).
 //! - [`refresh_loop`] runs a sync every `--refresh-interval` and whenever the daemon gets
 //!   SIGUSR1 (what `micloudfs refresh MOUNTPOINT` sends), rebuilds the tree, swaps it into
 //!   the file system and tells the kernel what changed (`fs::invalidate`). An unreachable
@@ -15,15 +18,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::status::StatusWriter;
-use crate::catalog::{Catalog, Store, StoreError, SyncReport, Syncer};
+use crate::catalog::{snapshot, Catalog, Stamp, Store, StoreError, Summary, SyncReport, Syncer};
 use crate::fs::LiveView;
 use crate::view::{View, ViewOptions};
 
+/// A tree built from the catalog, with what the mount says of it and the catalog state it
+/// shows.
+pub(crate) struct Built {
+    pub view: View,
+    pub summary: Summary,
+    pub stamp: Stamp,
+}
+
 /// Builds the tree from the catalog and records the names and inodes it handed out.
-pub(crate) fn build_view(
-    store: &Mutex<Store>,
-    opts: &ViewOptions,
-) -> Result<(View, Catalog), StoreError> {
+pub(crate) fn build_view(store: &Mutex<Store>, opts: &ViewOptions) -> Result<Built, StoreError> {
     let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
     let t0 = std::time::Instant::now();
     let catalog = Catalog::load(&store)?;
@@ -61,7 +69,58 @@ pub(crate) fn build_view(
         record_ms = t2.elapsed().as_millis() as u64,
         "tree built from the catalog"
     );
-    Ok((view, catalog))
+    // Read under the same lock as the rows: nothing was written in between.
+    let stamp = store.stamp()?;
+    Ok(Built {
+        summary: catalog.summary(),
+        view,
+        stamp,
+    })
+}
+
+/// The tree of a warm start: the snapshot when it is of the catalog as it is now, else a
+/// build (whose snapshot is then written in the background, off the mount's path).
+pub(crate) fn warm_view(
+    store: &Mutex<Store>,
+    opts: &ViewOptions,
+    snapshot_at: &std::path::Path,
+) -> Result<(Arc<View>, Summary), StoreError> {
+    let t0 = std::time::Instant::now();
+    let stamp = store.lock().unwrap_or_else(|p| p.into_inner()).stamp()?;
+    if let Some((view, summary)) = snapshot::load(snapshot_at, stamp, opts) {
+        tracing::info!(
+            nodes = view.node_count(),
+            ms = t0.elapsed().as_millis() as u64,
+            "tree read from its snapshot"
+        );
+        return Ok((Arc::new(view), summary));
+    }
+    let built = build_view(store, opts)?;
+    let view = Arc::new(built.view);
+    save_in_background(snapshot_at, &view, &built.summary, built.stamp, opts);
+    Ok((view, built.summary))
+}
+
+/// Writes the snapshot of `view` on a thread of its own.
+pub(crate) fn save_in_background(
+    path: &std::path::Path,
+    view: &Arc<View>,
+    summary: &Summary,
+    stamp: Stamp,
+    opts: &ViewOptions,
+) {
+    let (path, view, summary, opts) = (
+        path.to_path_buf(),
+        Arc::clone(view),
+        summary.clone(),
+        opts.clone(),
+    );
+    let spawned = std::thread::Builder::new()
+        .name("tree-snapshot".into())
+        .spawn(move || snapshot::save_logged(&path, &view, &summary, stamp, &opts));
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the thread that writes the tree snapshot");
+    }
 }
 
 /// One line about a sync, for the log and the root's `user.micloudfs.last_refresh`.
@@ -88,6 +147,8 @@ pub(crate) struct RefreshPlan {
     pub first_now: bool,
     /// Rewritten after every refresh.
     pub status: Arc<StatusWriter>,
+    /// Where the tree snapshot goes after every rebuild.
+    pub snapshot: std::path::PathBuf,
 }
 
 /// Refreshes the catalog forever: every `interval`, and at once on SIGUSR1.
@@ -103,6 +164,7 @@ pub(crate) async fn refresh_loop(
         interval,
         first_now,
         status,
+        snapshot,
     } = plan;
     let mut usr1 = match tokio::signal::unix::signal(
         tokio::signal::unix::SignalKind::user_defined1(),
@@ -138,7 +200,7 @@ pub(crate) async fn refresh_loop(
                 }
                 let line = describe(&report);
                 if report.changed || !report.failed.is_empty() {
-                    match swap(&store, &live, &notifier, &opts).await {
+                    match swap(&store, &live, &notifier, &opts, &snapshot).await {
                         Ok(n) => tracing::info!(invalidations = n, "{line}"),
                         Err(e) => {
                             tracing::error!(error = %e, "cannot rebuild the tree after a refresh; the previous one is still served")
@@ -173,18 +235,21 @@ pub(crate) async fn refresh_loop(
     }
 }
 
-/// Rebuilds the tree from the catalog, serves it, and tells the kernel what changed.
+/// Rebuilds the tree from the catalog, serves it, tells the kernel what changed, and writes
+/// the new tree's snapshot.
 async fn swap(
     store: &Arc<Mutex<Store>>,
     live: &Arc<LiveView>,
     notifier: &fuser::Notifier,
     opts: &ViewOptions,
+    snapshot_at: &std::path::Path,
 ) -> Result<usize, StoreError> {
-    let (store, opts) = (store.clone(), opts.clone());
-    let built = tokio::task::spawn_blocking(move || build_view(&store, &opts))
+    let (store, opts2) = (store.clone(), opts.clone());
+    let built = tokio::task::spawn_blocking(move || build_view(&store, &opts2))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    let new = Arc::new(built.0);
+    let new = Arc::new(built.view);
+    save_in_background(snapshot_at, &new, &built.summary, built.stamp, opts);
     let old = live.replace(new.clone());
     let notifier = notifier.clone();
     let n = tokio::task::spawn_blocking(move || crate::fs::invalidate(&notifier, &old, &new))

@@ -86,6 +86,7 @@ pub mod dates;
 pub mod ino;
 pub mod naming;
 pub mod sha1sums;
+pub mod snapshot;
 
 #[cfg(test)]
 mod tests;
@@ -172,7 +173,7 @@ const SLOT_SUMS: u8 = 2;
 /// One node as stored: 24 bytes. A file's size and mtime are its item's (`item.size`,
 /// `date_taken_ms`), so only directories and `SHA1SUMS` keep theirs, in `Tree::attrs`; names
 /// live end to end in one `String` (no heap block, header or slack per name).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Slot {
     ino: Ino,
     /// The parent's slot index (the root is its own parent).
@@ -247,6 +248,73 @@ impl Tree {
         self.starts = starts.into();
         self.bits = bits;
         self
+    }
+
+    /// Whether the tree is one a build could have made (for a decoded snapshot): slots sorted
+    /// by inode with the root first, every index in range, every name valid, and every node
+    /// but the root listed once, in name order, among its directory's children.
+    fn check(&self) -> Result<(), &'static str> {
+        let slots = &self.slots;
+        let root = slots.first().ok_or("no root")?;
+        if root.ino != ROOT_INO || root.kind != SLOT_DIR || root.parent != 0 {
+            return Err("the root is not first");
+        }
+        if !slots.windows(2).all(|w| w[0].ino < w[1].ino) || slots.iter().any(|s| s.ino >> 63 != 0)
+        {
+            return Err("inodes out of order");
+        }
+        for (i, s) in slots.iter().enumerate() {
+            let parent = slots
+                .get(s.parent as usize)
+                .ok_or("a parent out of range")?;
+            if parent.kind != SLOT_DIR {
+                return Err("a parent is not a directory");
+            }
+            let name = self
+                .names
+                .get(s.name_range())
+                .ok_or("a name out of range")?;
+            if i > 0 && !naming::is_valid_name(name) {
+                return Err("an invalid name");
+            }
+            let fits = match s.kind {
+                SLOT_FILE => (s.data as usize) < self.items.len(),
+                SLOT_DIR | SLOT_SUMS => (s.data as usize) < self.attrs.len(),
+                _ => false,
+            };
+            if !fits {
+                return Err("a node's data out of range");
+            }
+            if s.kind == SLOT_DIR && !self.children.contains_key(&s.ino) {
+                return Err("a directory without a children list");
+            }
+        }
+        let mut listed = 0usize;
+        for (dir, kids) in &self.children {
+            let d = self
+                .position(*dir)
+                .ok_or("children of a missing directory")?;
+            if slots[d].kind != SLOT_DIR {
+                return Err("children of a file");
+            }
+            let mut prev: Option<&str> = None;
+            for k in kids.iter() {
+                let i = self.position(*k).ok_or("a missing child")?;
+                if slots[i].parent as usize != d || i == 0 {
+                    return Err("a child of another directory");
+                }
+                let name = self.name(&slots[i]);
+                if prev.is_some_and(|p| p.as_bytes() >= name.as_bytes()) {
+                    return Err("children out of order");
+                }
+                prev = Some(name);
+            }
+            listed += kids.len();
+        }
+        if listed + 1 != slots.len() {
+            return Err("a node in no directory");
+        }
+        Ok(())
     }
 
     fn bucket(ino: Ino, bits: u32) -> usize {

@@ -16,7 +16,7 @@ use crate::model::{AlbumId, ItemId, MediaKind, Sha1Digest};
 
 const USER_ALBUM: u64 = 24_053_454_468_749_664;
 
-fn item(id: u64, album: u64, name: &str, create: i64, taken: i64) -> Item {
+pub(super) fn item(id: u64, album: u64, name: &str, create: i64, taken: i64) -> Item {
     let mut sha = [0u8; 20];
     sha[..8].copy_from_slice(&id.to_be_bytes());
     sha[19] = 0x5a;
@@ -34,7 +34,7 @@ fn item(id: u64, album: u64, name: &str, create: i64, taken: i64) -> Item {
     }
 }
 
-fn album(id: u64, name: Option<&str>) -> Album {
+pub(super) fn album(id: u64, name: Option<&str>) -> Album {
     Album {
         id: AlbumId(id),
         name: name.map(str::to_owned),
@@ -43,7 +43,7 @@ fn album(id: u64, name: Option<&str>) -> Album {
     }
 }
 
-fn utc() -> ViewOptions {
+pub(super) fn utc() -> ViewOptions {
     ViewOptions {
         zone: DateZone::Named(chrono_tz::UTC),
         include_private: false,
@@ -97,7 +97,7 @@ fn resolve(v: &View, path: &str) -> Option<Ino> {
     Some(ino)
 }
 
-fn check_invariants(v: &View) {
+pub(super) fn check_invariants(v: &View) {
     let root = v.node(ROOT_INO).unwrap();
     assert_eq!(root.name, "");
     assert_eq!(names(v, ""), vec!["albums", "by-date"]);
@@ -791,7 +791,7 @@ fn sha1sums_sorted_by_path_bytes_at_scale() {
     }
 }
 
-fn big_catalog(n: u64) -> (Vec<Album>, Vec<Item>) {
+pub(super) fn big_catalog(n: u64) -> (Vec<Album>, Vec<Item>) {
     let albums: Vec<Album> = (0..50u64)
         .map(|a| album(USER_ALBUM + a, Some(&format!("Album number {}", a % 40))))
         .collect();
