@@ -50,6 +50,7 @@ fn header(stamp: Stamp, opts: &ViewOptions) -> Header {
 
 /// The tree of the catalog as it is now (`stamp`), when a good snapshot of it is at `path`.
 pub fn load(path: &Path, stamp: Stamp, opts: &ViewOptions) -> Option<(View, Summary)> {
+    let t0 = std::time::Instant::now();
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -61,11 +62,47 @@ pub fn load(path: &Path, stamp: Stamp, opts: &ViewOptions) -> Option<(View, Summ
             return None;
         }
     };
+    tracing::debug!(
+        bytes = bytes.len(),
+        ms = t0.elapsed().as_millis() as u64,
+        "tree snapshot read"
+    );
     match encoding::decode(&bytes, &header(stamp, opts)) {
         Ok(found) => Some(found),
         Err(e) => {
             tracing::info!(path = %path.display(), reason = %e, "tree snapshot not used; building the tree from the catalog");
             None
+        }
+    }
+}
+
+/// The name start of the temporary files of the snapshot at `path`.
+fn temp_prefix(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+    format!(".{}-", name.unwrap_or_default())
+}
+
+/// Deletes temporary files a killed daemon left while writing the snapshot at `path` (call
+/// before this mount writes one).
+pub fn remove_leftovers(path: &Path) {
+    let (Some(dir), prefix) = (path.parent(), temp_prefix(path)) else {
+        return;
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(&prefix) && name.ends_with(".tmp") {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(path = %e.path().display(), "deleted a tree snapshot a stopped daemon left half written")
+                }
+                Err(err) => {
+                    tracing::warn!(path = %e.path().display(), error = %err, "cannot delete a half-written tree snapshot")
+                }
+            }
         }
     }
 }
@@ -80,7 +117,7 @@ pub fn save(
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
-        .prefix(".tree-")
+        .prefix(&temp_prefix(path))
         .suffix(".tmp")
         .tempfile_in(dir)?;
     // tempfile creates it 0600.
@@ -222,5 +259,14 @@ mod tests {
         assert!(load(&path, stamp, &opts()).is_none());
         std::fs::write(&path, b"").unwrap();
         assert!(load(&path, stamp, &opts()).is_none());
+
+        // A half-written one of a killed daemon goes; another account's stays.
+        let left = dir.path().join(format!("{}x1.tmp", temp_prefix(&path)));
+        let other = dir.path().join(".b.tree-x2.tmp");
+        std::fs::write(&left, b"half").unwrap();
+        std::fs::write(&other, b"half").unwrap();
+        remove_leftovers(&path);
+        assert!(!left.exists());
+        assert!(other.exists());
     }
 }

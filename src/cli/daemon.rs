@@ -76,6 +76,7 @@ pub(crate) fn run(plan: DaemonPlan, pipe: Option<std::fs::File>) -> Result<(), S
             report(pipe, Ok(&summary));
             tracing::info!(pid = std::process::id(), "{summary}");
             let result = session.run();
+            live::wait_for_snapshots();
             status.unmounted();
             tracing::info!(mountpoint = %plan.mountpoint.display(), "unmounted");
             result.map_err(|e| format!("the FUSE session ended with an error: {e}"))
@@ -221,6 +222,7 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
         include_private: plan.include_private,
     };
     let snapshot_at = crate::catalog::snapshot::snapshot_path(&plan.catalog_path());
+    crate::catalog::snapshot::remove_leftovers(&snapshot_at);
     let (view, summary) = if warm {
         live::warm_view(&store, &view_opts, &snapshot_at)
     } else {

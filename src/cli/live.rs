@@ -101,6 +101,18 @@ pub(crate) fn warm_view(
     Ok((view, built.summary))
 }
 
+/// Snapshot writes still running: the daemon waits for them before it exits
+/// ([`wait_for_snapshots`]), so that a mount unmounted at once still leaves its snapshot.
+static WRITERS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits for the snapshot writes still running (~0.1 s at 100 000 items).
+pub(crate) fn wait_for_snapshots() {
+    let writers = std::mem::take(&mut *WRITERS.lock().unwrap_or_else(|p| p.into_inner()));
+    for w in writers {
+        let _ = w.join();
+    }
+}
+
 /// Writes the snapshot of `view` on a thread of its own.
 pub(crate) fn save_in_background(
     path: &std::path::Path,
@@ -118,8 +130,15 @@ pub(crate) fn save_in_background(
     let spawned = std::thread::Builder::new()
         .name("tree-snapshot".into())
         .spawn(move || snapshot::save_logged(&path, &view, &summary, stamp, &opts));
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the thread that writes the tree snapshot");
+    match spawned {
+        Ok(handle) => {
+            let mut writers = WRITERS.lock().unwrap_or_else(|p| p.into_inner());
+            writers.retain(|w| !w.is_finished());
+            writers.push(handle);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start the thread that writes the tree snapshot")
+        }
     }
 }
 

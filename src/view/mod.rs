@@ -173,7 +173,7 @@ const SLOT_SUMS: u8 = 2;
 /// One node as stored: 24 bytes. A file's size and mtime are its item's (`item.size`,
 /// `date_taken_ms`), so only directories and `SHA1SUMS` keep theirs, in `Tree::attrs`; names
 /// live end to end in one `String` (no heap block, header or slack per name).
-#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug)]
 struct Slot {
     ino: Ino,
     /// The parent's slot index (the root is its own parent).
@@ -189,6 +189,36 @@ struct Slot {
 }
 
 impl Slot {
+    /// The bytes of a slot in a snapshot (`snapshot`): fixed-size, little-endian.
+    const BYTES: usize = 23;
+
+    fn to_bytes(self) -> [u8; Slot::BYTES] {
+        let mut b = [0u8; Slot::BYTES];
+        b[..8].copy_from_slice(&self.ino.to_le_bytes());
+        b[8..12].copy_from_slice(&self.parent.to_le_bytes());
+        b[12..16].copy_from_slice(&self.data.to_le_bytes());
+        b[16..20].copy_from_slice(&self.name_lo.to_le_bytes());
+        b[20] = self.name_hi;
+        b[21] = self.name_len;
+        b[22] = self.kind;
+        b
+    }
+
+    fn from_bytes(b: &[u8; Slot::BYTES]) -> Slot {
+        let u32_at = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let mut ino = [0u8; 8];
+        ino.copy_from_slice(&b[..8]);
+        Slot {
+            ino: u64::from_le_bytes(ino),
+            parent: u32_at(8),
+            data: u32_at(12),
+            name_lo: u32_at(16),
+            name_hi: b[20],
+            name_len: b[21],
+            kind: b[22],
+        }
+    }
+
     fn name_range(&self) -> std::ops::Range<usize> {
         let at = (u64::from(self.name_hi) << 32 | u64::from(self.name_lo)) as usize;
         at..at + usize::from(self.name_len)
@@ -252,8 +282,23 @@ impl Tree {
 
     /// Whether the tree is one a build could have made (for a decoded snapshot): slots sorted
     /// by inode with the root first, every index in range, every name valid, and every node
-    /// but the root listed once, in name order, among its directory's children.
+    /// but the root listed once, in name order, among its directory's children. (A snapshot
+    /// is checked in its two parts directly: its children lists are already slot indices.)
+    #[cfg(test)]
     fn check(&self) -> Result<(), &'static str> {
+        self.check_slots()?;
+        let mut lists = Vec::with_capacity(self.children.len());
+        for (dir, kids) in &self.children {
+            let slot = |ino: &Ino| self.position(*ino).map(|i| i as u32);
+            let d = slot(dir).ok_or("children of a missing directory")?;
+            let kids: Option<Box<[u32]>> = kids.iter().map(slot).collect();
+            lists.push((d, kids.ok_or("a missing child")?));
+        }
+        self.check_children(&lists)
+    }
+
+    /// The per-node part of [`Tree::check`]: one sequential pass.
+    fn check_slots(&self) -> Result<(), &'static str> {
         let slots = &self.slots;
         let root = slots.first().ok_or("no root")?;
         if root.ino != ROOT_INO || root.kind != SLOT_DIR || root.parent != 0 {
@@ -285,31 +330,47 @@ impl Tree {
             if !fits {
                 return Err("a node's data out of range");
             }
-            if s.kind == SLOT_DIR && !self.children.contains_key(&s.ino) {
-                return Err("a directory without a children list");
-            }
         }
+        Ok(())
+    }
+
+    /// The children part of [`Tree::check`], on lists of slot indices (a directory's slot,
+    /// its children's slots): one list per directory, and every node but the root in its
+    /// parent's list, once, in name order. Expects [`Tree::check_slots`] to have passed.
+    fn check_children(&self, lists: &[(u32, Box<[u32]>)]) -> Result<(), &'static str> {
+        let slots = &self.slots;
+        let mut has_list = vec![false; slots.len()];
         let mut listed = 0usize;
-        for (dir, kids) in &self.children {
-            let d = self
-                .position(*dir)
-                .ok_or("children of a missing directory")?;
-            if slots[d].kind != SLOT_DIR {
-                return Err("children of a file");
+        for (d, kids) in lists {
+            let d = *d as usize;
+            match slots.get(d) {
+                Some(s) if s.kind == SLOT_DIR => {}
+                Some(_) => return Err("children of a file"),
+                None => return Err("children of a missing directory"),
             }
-            let mut prev: Option<&str> = None;
-            for k in kids.iter() {
-                let i = self.position(*k).ok_or("a missing child")?;
-                if slots[i].parent as usize != d || i == 0 {
+            if std::mem::replace(&mut has_list[d], true) {
+                return Err("two children lists for one directory");
+            }
+            let mut prev: Option<&[u8]> = None;
+            for &k in kids.iter() {
+                let s = slots.get(k as usize).ok_or("a missing child")?;
+                if s.parent as usize != d || k == 0 {
                     return Err("a child of another directory");
                 }
-                let name = self.name(&slots[i]);
-                if prev.is_some_and(|p| p.as_bytes() >= name.as_bytes()) {
+                let name = self.name(s).as_bytes();
+                if prev.is_some_and(|p| p >= name) {
                     return Err("children out of order");
                 }
                 prev = Some(name);
             }
             listed += kids.len();
+        }
+        if slots
+            .iter()
+            .zip(&has_list)
+            .any(|(s, &has)| s.kind == SLOT_DIR && !has)
+        {
+            return Err("a directory without a children list");
         }
         if listed + 1 != slots.len() {
             return Err("a node in no directory");

@@ -82,10 +82,13 @@ struct PayloadOut<'a> {
     summary: &'a Summary,
     mimes: Vec<&'a str>,
     items: ItemsOut<'a>,
-    slots: &'a [Slot],
+    /// `Slot::BYTES` per slot.
+    #[serde(with = "serde_bytes")]
+    slots: Vec<u8>,
     names: &'a str,
     attrs: &'a [(u64, i64)],
-    children: ChildrenOut<'a>,
+    /// (directory slot, its children's slots), by directory slot.
+    children: Vec<(u32, Vec<u32>)>,
     sums: Vec<(Ino, Ino, u64)>,
     recordings_ino: Option<Ino>,
     album_dirs: Vec<(u64, &'a str, &'a str, u64)>,
@@ -100,10 +103,11 @@ struct PayloadIn {
     summary: Summary,
     mimes: Vec<String>,
     items: Vec<ItemRec<String>>,
-    slots: Vec<Slot>,
+    #[serde(with = "serde_bytes")]
+    slots: Vec<u8>,
     names: String,
     attrs: Vec<(u64, i64)>,
-    children: Vec<(Ino, Vec<Ino>)>,
+    children: Vec<(u32, Box<[u32]>)>,
     sums: Vec<(Ino, Ino, u64)>,
     recordings_ino: Option<Ino>,
     album_dirs: Vec<(u64, String, String, u64)>,
@@ -132,18 +136,6 @@ impl Serialize for ItemsOut<'_> {
             created: it.create_time_ms,
             exif: it.exif_date_time.as_deref(),
         }))
-    }
-}
-
-/// The children lists, written one directory at a time, sorted by inode (so the same tree
-/// always gives the same bytes).
-struct ChildrenOut<'a>(&'a InoMap<Box<[Ino]>>);
-
-impl Serialize for ChildrenOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut dirs: Vec<(&Ino, &Box<[Ino]>)> = self.0.iter().collect();
-        dirs.sort_unstable_by_key(|(d, _)| **d);
-        s.collect_seq(dirs.into_iter().map(|(d, kids)| (*d, &**kids)))
     }
 }
 
@@ -192,10 +184,10 @@ pub fn encode(
             items: &view.items,
             mime_index,
         },
-        slots: &tree.slots,
+        slots: tree.slots.iter().flat_map(|s| s.to_bytes()).collect(),
         names: &tree.names,
         attrs: &tree.attrs,
-        children: ChildrenOut(&tree.children),
+        children: children_slots(tree),
         sums: view.sums.iter().map(|s| (s.ino, s.dir, s.len)).collect(),
         recordings_ino: view.recordings_ino,
         album_dirs: view
@@ -219,6 +211,19 @@ pub fn encode(
     w.inner.flush()
 }
 
+/// The children lists as slot indices, by directory slot (so the same tree always gives the
+/// same bytes).
+fn children_slots(tree: &Tree) -> Vec<(u32, Vec<u32>)> {
+    let slot = |ino: &Ino| tree.position(*ino).map_or(u32::MAX, |i| i as u32);
+    let mut lists: Vec<(u32, Vec<u32>)> = tree
+        .children
+        .iter()
+        .map(|(dir, kids)| (slot(dir), kids.iter().map(slot).collect()))
+        .collect();
+    lists.sort_unstable_by_key(|(d, _)| *d);
+    lists
+}
+
 /// Reads a snapshot made with `expect`'s header. The checks are in the module doc.
 pub fn decode(bytes: &[u8], expect: &Header) -> Result<(View, Summary), SnapshotError> {
     let body_len = bytes
@@ -238,8 +243,10 @@ pub fn decode(bytes: &[u8], expect: &Header) -> Result<(View, Summary), Snapshot
     if header != *expect {
         return Err(SnapshotError::Stale(describe_difference(&header, expect)));
     }
+    let t0 = std::time::Instant::now();
     let p: PayloadIn =
         postcard::from_bytes(rest).map_err(|e| SnapshotError::Malformed(e.to_string()))?;
+    let t1 = std::time::Instant::now();
 
     let mimes: Vec<Arc<str>> = p.mimes.into_iter().map(Arc::from).collect();
     let mut items = Vec::with_capacity(p.items.len());
@@ -264,25 +271,39 @@ pub fn decode(bytes: &[u8], expect: &Header) -> Result<(View, Summary), Snapshot
         });
     }
     let items: Arc<[Item]> = items.into();
-    let mut children = InoMap::with_capacity_and_hasher(p.children.len(), Default::default());
-    for (dir, kids) in p.children {
-        children.insert(dir, kids.into_boxed_slice());
+    let chunks = p.slots.chunks_exact(Slot::BYTES);
+    if !chunks.remainder().is_empty() {
+        return Err(SnapshotError::Inconsistent("a cut slot"));
     }
-    // The radix table needs the slots sorted; everything else is checked once it is made.
-    if !p.slots.windows(2).all(|w| w[0].ino < w[1].ino) {
-        return Err(SnapshotError::Inconsistent("inodes out of order"));
-    }
+    let slots: Vec<Slot> = chunks
+        .map(|c| Slot::from_bytes(c.try_into().unwrap_or(&[0; Slot::BYTES])))
+        .collect();
     let tree = Tree {
-        slots: p.slots,
+        slots,
         names: p.names,
         attrs: p.attrs,
         items: Arc::clone(&items),
         starts: Box::default(),
         bits: 0,
-        children,
+        children: InoMap::default(),
     };
-    let tree = tree.index();
-    tree.check().map_err(SnapshotError::Inconsistent)?;
+    let t2 = std::time::Instant::now();
+    tree.check_slots().map_err(SnapshotError::Inconsistent)?;
+    tree.check_children(&p.children)
+        .map_err(SnapshotError::Inconsistent)?;
+    let mut tree = tree.index();
+    let mut children = InoMap::with_capacity_and_hasher(p.children.len(), Default::default());
+    for (dir, kids) in p.children {
+        let ino = |i: u32| tree.slots[i as usize].ino;
+        children.insert(ino(dir), kids.iter().map(|&k| ino(k)).collect());
+    }
+    tree.children = children;
+    tracing::debug!(
+        decode_ms = (t1 - t0).as_millis() as u64,
+        items_ms = (t2 - t1).as_millis() as u64,
+        check_ms = t2.elapsed().as_millis() as u64,
+        "tree snapshot decoded"
+    );
     let is = |ino: Ino, kind: u8| {
         tree.position(ino)
             .is_some_and(|i| tree.slots[i].kind == kind)
