@@ -562,3 +562,90 @@ fn an_album_that_fails_to_list_is_shown_incomplete_and_the_others_are_complete()
         },
     );
 }
+
+/// Unmounts and waits for the daemon to end (it writes a pending tree snapshot first).
+fn unmount_and_wait(m: &Mount) {
+    let pid = daemon_pid(&m.mnt).expect("the daemon's pid");
+    m.unmount();
+    wait_gone(pid);
+}
+
+/// How many warm starts read their tree from the snapshot, and how many built it.
+fn tree_sources(m: &Mount) -> (usize, usize) {
+    let log = m.log();
+    (
+        log.matches("tree read from its snapshot").count(),
+        log.matches("tree built from the catalog").count(),
+    )
+}
+
+#[test]
+fn a_warm_remount_reads_its_tree_snapshot_and_never_a_stale_or_damaged_one() {
+    let sim = Sim::spawn(&["--seed", "31", "--items", "80"]);
+    let m = Mount::of_sim(&sim, &[]);
+    let tree = inodes(&m.mnt);
+    unmount_and_wait(&m);
+    let db = micloudfs::catalog::catalog_path(&m.cache, "1234567890");
+    let snapshot = micloudfs::catalog::snapshot_path(&db);
+    assert!(snapshot.exists(), "no snapshot after the first mount");
+    assert_eq!(tree_sources(&m), (0, 1));
+
+    // A warm remount reads it and serves the very same tree. Its refresh finds nothing new,
+    // which leaves the snapshot current: the next remount reads it again.
+    m.mount(&[]);
+    assert_eq!(tree_sources(&m), (1, 1));
+    assert_eq!(inodes(&m.mnt), tree);
+    refresh(&m);
+    assert!(m.log().contains("refresh: nothing changed"), "{}", m.log());
+    sha1sum_check(&m.path("albums"));
+    unmount_and_wait(&m);
+    m.mount(&[]);
+    assert_eq!(tree_sources(&m), (2, 1));
+    assert_eq!(inodes(&m.mnt), tree);
+    unmount_and_wait(&m);
+
+    // A damaged snapshot is not used: the tree is built (the same one) and a good snapshot
+    // written again.
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x10;
+    std::fs::write(&snapshot, &bytes).unwrap();
+    m.mount(&["--offline"]);
+    assert_eq!(tree_sources(&m), (2, 2));
+    assert!(m.log().contains("damaged"), "{}", m.log());
+    assert_eq!(inodes(&m.mnt), tree);
+    unmount_and_wait(&m);
+    m.mount(&["--offline"]);
+    assert_eq!(tree_sources(&m), (3, 2));
+    unmount_and_wait(&m);
+
+    // The catalog changed after the snapshot was written (a daemon killed between a
+    // refresh's commit and its snapshot; here a plain SQL write): the snapshot is stale, and
+    // the tree shows the catalog.
+    let (victim, ino) = tree
+        .iter()
+        .find(|(p, _)| p.starts_with("albums/") && p.ends_with(".jpg"))
+        .map(|(p, i)| (p.clone(), *i))
+        .expect("a photo");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE items SET album_name = 'renamed by the test.jpg' WHERE album_ino = ?1",
+            [ino as i64],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(conn);
+    m.mount(&["--offline"]);
+    assert_eq!(tree_sources(&m), (3, 3));
+    assert!(
+        m.log().contains("an older state of the catalog"),
+        "{}",
+        m.log()
+    );
+    let renamed = Path::new(&victim).with_file_name("renamed by the test.jpg");
+    let now = inodes(&m.mnt);
+    assert_eq!(now.get(renamed.to_str().unwrap()), Some(&ino));
+    assert!(!now.contains_key(&victim));
+    sha1sum_check(&m.path("by-date"));
+}

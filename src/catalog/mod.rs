@@ -3,8 +3,6 @@
 //!
 //! - [`store`]: the SQLite database, one per account, crash-safe (see its doc for the schema
 //!   and why SQLite).
-//! - [`snapshot`]: the built tree kept beside the catalog, so that a warm start reads it
-//!   instead of building the tree again.
 //! - [`sync`]: filling it from the service: the first sync (resumable, with progress, albums
 //!   in parallel, big albums by date ranges so that no deep page is ever asked for) and the
 //!   refresh (incremental through `album/full` + `allitems` cursors where the service has
@@ -14,7 +12,6 @@
 //! the names and inodes that build hands out are written back, so the next build (a refresh,
 //! a remount) keeps them.
 
-pub mod snapshot;
 pub mod store;
 pub mod sync;
 
@@ -24,8 +21,8 @@ use std::sync::Arc;
 use crate::model::{Album, AlbumId, Item};
 
 pub use store::{
-    catalog_path, AlbumState, HandedDir, HandedFile, HandedName, Recording, Stamp, Store,
-    StoreError,
+    catalog_path, snapshot_path, AlbumState, HandedDir, HandedFile, HandedName, Recording, Stamp,
+    Store, StoreError,
 };
 pub use sync::{Progress, SyncError, SyncOptions, SyncReport, Syncer};
 

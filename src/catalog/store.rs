@@ -29,7 +29,8 @@
 //! - `recordings`: voice, call, FM and app recordings with the name handed out.
 //! - `generation(id, n)`: one row: a random `id` drawn when the catalog file is made and a
 //!   counter `n` that triggers on `albums`, `items` and `recordings` raise on every insert,
-//!   update and delete, whoever writes (this program, an older build, the `sqlite3` tool).
+//!   delete and update that changes a value (but an album's cursor), whoever writes (this
+//!   program, an older build, the `sqlite3` tool).
 //!   The pair is the catalog's [`Stamp`]: the snapshot of the built tree (`snapshot`) is
 //!   trusted only when it carries the stamp the catalog has now. The triggers cost a
 //!   one-row update per changed row, inside the same transaction (~2 % of a first sync's
@@ -200,6 +201,12 @@ pub fn catalog_path(cache_dir: &Path, account: &str) -> PathBuf {
     cache_dir.join("catalog").join(format!("{safe}.db"))
 }
 
+/// The tree snapshot beside the catalog at `catalog` (`<account>.tree`; written and read by
+/// the daemon, see `cli::snapshot`).
+pub fn snapshot_path(catalog: &Path) -> PathBuf {
+    catalog.with_extension("tree")
+}
+
 impl Store {
     /// Opens (creating it when missing) the catalog at `path`. A catalog of another schema
     /// version is emptied: the next sync lists everything again.
@@ -300,16 +307,27 @@ impl Store {
                 size INTEGER NOT NULL, sha1 BLOB NOT NULL, create_ms INTEGER NOT NULL,
                 modify_ms INTEGER NOT NULL, name TEXT, ino INTEGER);",
         )?;
-        let tables = ["albums", "items", "recordings"];
+        // An update that changes nothing a tree shows (the same values written again by a
+        // refresh, an album's `allitems` cursor) does not count.
         let mut triggers = String::new();
-        for t in tables {
-            for op in ["INSERT", "UPDATE", "DELETE"] {
-                triggers.push_str(&format!(
-                    "CREATE TRIGGER IF NOT EXISTS {t}_{op}_generation AFTER {op} ON {t} \
-                     BEGIN UPDATE generation SET n = n + 1; END;\n",
-                    op = op.to_ascii_lowercase()
-                ));
+        for t in ["albums", "items", "recordings"] {
+            let mut stmt = self.conn.prepare(&format!("PRAGMA table_info({t})"))?;
+            let cols = stmt.query_map([], |r| r.get::<_, String>(1))?;
+            let mut changed = Vec::new();
+            for c in cols {
+                let c = c?;
+                if !(t == "albums" && c == "cursor") {
+                    changed.push(format!("OLD.{c} IS NOT NEW.{c}"));
+                }
             }
+            let changed = changed.join(" OR ");
+            let bump = "BEGIN UPDATE generation SET n = n + 1; END;";
+            triggers.push_str(&format!(
+                "CREATE TRIGGER IF NOT EXISTS {t}_insert_generation AFTER INSERT ON {t} {bump}
+                 CREATE TRIGGER IF NOT EXISTS {t}_delete_generation AFTER DELETE ON {t} {bump}
+                 CREATE TRIGGER IF NOT EXISTS {t}_changed_generation AFTER UPDATE ON {t}
+                    WHEN {changed} {bump}\n"
+            ));
         }
         self.conn.execute_batch(&triggers)?;
         let none: bool = self

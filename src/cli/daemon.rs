@@ -221,8 +221,8 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
         zone: plan.zone.clone(),
         include_private: plan.include_private,
     };
-    let snapshot_at = crate::catalog::snapshot::snapshot_path(&plan.catalog_path());
-    crate::catalog::snapshot::remove_leftovers(&snapshot_at);
+    let snapshot_at = crate::catalog::snapshot_path(&plan.catalog_path());
+    super::snapshot::remove_leftovers(&snapshot_at);
     let (view, summary) = if warm {
         live::warm_view(&store, &view_opts, &snapshot_at)
     } else {

@@ -19,6 +19,7 @@ mod mounttable;
 mod progress;
 mod ready;
 mod signals;
+mod snapshot;
 mod status;
 
 use std::io::Write;

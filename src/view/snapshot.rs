@@ -7,8 +7,10 @@
 //! slots, names and children are the tree's own arrays, and only the radix table is made again.
 //!
 //! **Layout.** `MAGIC`, then a [`Header`] and the payload, both in `postcard` (a compact serde
-//! encoding: varints, no field names), then the SHA-1 of everything before it. ~110 bytes an
-//! item (an item ~70, two slots ~30, two names ~46 spread over the arena): ~11 MB at 100 000.
+//! encoding: varints, no field names; the slots as one string of fixed 23-byte records, the
+//! children lists as slot indices, so that neither needs a look-up to decode or check), then
+//! the SHA-1 of everything before it. ~200 bytes an
+//! item (an item ~80, two slots 46, two names ~46, children 8): ~20 MB at 100 000.
 //!
 //! **Trust.** A snapshot is used only when all of these hold, else the tree is built as
 //! before (and the reason logged):
@@ -45,7 +47,7 @@ pub struct Header {
     pub version: String,
     pub catalog_id: u64,
     pub generation: u64,
-    /// The view options as text (see `catalog::snapshot`).
+    /// The view options as text (see `cli::snapshot`).
     pub options: String,
 }
 
