@@ -57,7 +57,9 @@ mod error;
 mod fetcher;
 mod index;
 pub mod layout;
+mod partmap;
 pub mod rangeset;
+mod resume;
 pub mod retry;
 pub mod sched;
 pub mod space;
@@ -141,6 +143,11 @@ const FAIL_FAST: Duration = Duration::from_secs(2);
 /// How long a download waits for memory held by other uncached downloads.
 const MEMORY_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a new download of a file waits for the resumable download of it to be let go
+/// by a download just cancelled (`RESUME_LOCK_TRIES` × `RESUME_LOCK_WAIT`: 2 s).
+const RESUME_LOCK_TRIES: u32 = 40;
+const RESUME_LOCK_WAIT: Duration = Duration::from_millis(50);
+
 /// Counters of the content layer (read by tests, the benchmark and the log).
 #[derive(Debug, Default)]
 pub struct ContentStats {
@@ -207,8 +214,9 @@ pub struct ContentCache {
     memory: Arc<Semaphore>,
     memory_budget: u64,
     transfers: Mutex<HashMap<Sha1Digest, Arc<Transfer>>>,
-    /// 0 unknown, 1 the service honours Range, 2 it does not.
-    range_mode: AtomicU8,
+    /// 0 unknown, 1 the service honours Range, 2 it does not (shared with the range maps
+    /// of resumable downloads, which keep nothing when Range is ignored).
+    range_mode: Arc<AtomicU8>,
     io_timeout: Duration,
     /// When the service last answered anything (ms since `epoch`): tells a dead network
     /// from a busy service (see `retry`).
@@ -239,7 +247,12 @@ impl ContentCache {
         probe: Arc<dyn SpaceProbe>,
     ) -> Result<Arc<Self>, ContentError> {
         let layout = Layout::new(&config.cache_dir);
-        for dir in [&config.cache_dir, &layout.objects, &layout.tmp] {
+        for dir in [
+            &config.cache_dir,
+            &layout.objects,
+            &layout.tmp,
+            &layout.partial,
+        ] {
             layout::create_private_dir(dir).map_err(|e| ContentError::io(dir, "create", e))?;
         }
         let stale = layout::remove_stale_parts(&layout.tmp);
@@ -249,10 +262,19 @@ impl ContentCache {
                 "deleted downloads left by a daemon that is gone"
             );
         }
-        let index = index::CacheIndex::scan(&layout.objects, config.max_bytes);
+        let partials = layout::sweep_partials(&layout, layout::PARTIAL_MAX_AGE, false);
+        if !partials.removed.is_empty() {
+            tracing::info!(
+                count = partials.removed.len(),
+                "deleted parts of downloads that cannot be resumed (orphaned, or untouched for 30 days)"
+            );
+        }
+        let index = index::CacheIndex::scan(&layout.objects, &partials.kept, config.max_bytes);
         tracing::info!(
-            objects = index.len(),
+            entries = index.len(),
             bytes = index.total_bytes(),
+            resumable = partials.kept.len(),
+            resumable_bytes = index.partial_bytes(),
             cap = config.max_bytes,
             min_free = ?config.min_free,
             max_connections = config.max_connections,
@@ -272,7 +294,7 @@ impl ContentCache {
             memory: Arc::new(Semaphore::new(kib)),
             memory_budget: config.memory_budget,
             transfers: Mutex::new(HashMap::new()),
-            range_mode: AtomicU8::new(0),
+            range_mode: Arc::new(AtomicU8::new(0)),
             io_timeout: config.io_timeout,
             alive_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -447,7 +469,7 @@ impl ContentCache {
         if let Some(t) = self.find_transfer(item) {
             return Ok(Some(t));
         }
-        let store = if ahead {
+        let (store, on_disk) = if ahead {
             let fits = self
                 .room
                 .fits_prefetch(item.size, self.index.total_bytes())
@@ -459,25 +481,36 @@ impl ContentCache {
         } else {
             self.new_store(item, true).await?
         };
-        let t = Arc::new(Transfer::new(item.clone(), store));
-        let mut map = self.transfers.lock().map_err(|_| {
-            ContentError::Internal("the transfer registry's lock was poisoned".into())
-        })?;
-        if let Some(other) = map.get(&item.sha1) {
-            return Ok(Some(other.clone()));
+        let t = Arc::new(Transfer::new(item.clone(), store, on_disk));
+        {
+            let mut map = self.transfers.lock().map_err(|_| {
+                ContentError::Internal("the transfer registry's lock was poisoned".into())
+            })?;
+            if let Some(other) = map.get(&item.sha1) {
+                return Ok(Some(other.clone()));
+            }
+            // Creating the store took a while: another download may have finished meanwhile
+            // (it is marked ready before it leaves the registry).
+            if self.ready.contains_key(&item.sha1) {
+                return Ok(None);
+            }
+            map.insert(item.sha1, t.clone());
         }
-        // Creating the store took a while: another download may have finished meanwhile
-        // (it is marked ready before it leaves the registry).
-        if self.ready.contains_key(&item.sha1) {
-            return Ok(None);
+        if t.digest(t.lock()?.gen).is_some() {
+            // Resumed with every part on disk: no job will run, verify now.
+            let (cache, t2) = (self.clone(), t.clone());
+            tokio::spawn(async move { cache.finalize(&t2, 1).await });
         }
-        map.insert(item.sha1, t.clone());
         Ok(Some(t))
     }
 
     /// Where a download of `item` goes: a `.part` file if the disk has room (and `disk`),
-    /// else memory within the budget.
-    async fn new_store(&self, item: &Item, disk: bool) -> Result<Store, ContentError> {
+    /// else memory within the budget; with what a resumable download found on disk.
+    async fn new_store(
+        &self,
+        item: &Item,
+        disk: bool,
+    ) -> Result<(Store, Option<resume::OnDisk>), ContentError> {
         if disk {
             match self.disk_store(item).await {
                 Ok(s) => return Ok(s),
@@ -487,28 +520,94 @@ impl ContentCache {
                 }
             }
         }
-        self.memory_store(item).await
+        Ok((self.memory_store(item).await?, None))
     }
 
-    async fn disk_store(&self, item: &Item) -> Result<Store, ContentError> {
+    /// A `.part` file for `item`: a resumable one ([`resume`]) for a large file unless the
+    /// service is known to ignore Range, else a plain one.
+    async fn disk_store(
+        &self,
+        item: &Item,
+    ) -> Result<(Store, Option<resume::OnDisk>), ContentError> {
+        let resumable = item.size > resume::RESUME_ABOVE && self.range_support() != Some(false);
+        if resumable {
+            // Its parts are counted by the download's reservation from now on.
+            self.index.take_partial(&item.sha1);
+        }
         // Under the cap first (objects and downloads in progress), then above the floor.
         for victim in self.index.reserve(item.size) {
-            self.delete_object(&victim).await;
+            self.delete_victim(&victim).await;
         }
         let cap = CapHold {
             index: self.index.clone(),
             size: item.size,
             released: false.into(),
         };
-        let reservation = self.make_room(item).await?;
+        let resumed = if resumable {
+            self.open_resumable(item).await
+        } else {
+            None
+        };
+        let on_hand = resumed.as_ref().map_or(0, |r| r.on_disk.present.len());
+        let reservation = self.make_room(item, item.size - on_hand).await?;
+        if let Some(r) = resumed {
+            let on_disk = (on_hand > 0).then_some(r.on_disk);
+            return Ok((
+                Store::Disk {
+                    writer: r.writer,
+                    room: Mutex::new(Some(reservation)),
+                    cap,
+                    journal: Some(r.journal),
+                },
+                on_disk,
+            ));
+        }
         let part = self.layout.part_path(&item.sha1);
         let writer = PartWriter::create(&*self.fs, part.clone())
             .map_err(|e| ContentError::io(&part, "create", e))?;
-        Ok(Store::Disk {
-            writer,
-            room: Mutex::new(Some(reservation)),
-            cap,
-        })
+        Ok((
+            Store::Disk {
+                writer,
+                room: Mutex::new(Some(reservation)),
+                cap,
+                journal: None,
+            },
+            None,
+        ))
+    }
+
+    /// Opens the resumable download of `item` (re-verifying the parts on disk). `None` when
+    /// it cannot be had: held by another download of the same file (waited for a little,
+    /// as one that was just cancelled lets go of it at once), or the disk failed.
+    async fn open_resumable(&self, item: &Item) -> Option<resume::Resumable> {
+        for _ in 0..RESUME_LOCK_TRIES {
+            let (fs, layout, it) = (self.fs.clone(), self.layout.clone(), item.clone());
+            let (index, mode) = (self.index.clone(), self.range_mode.clone());
+            let opened = tokio::task::spawn_blocking(move || {
+                resume::open(&*fs, &layout, &it, index, mode)
+            })
+            .await;
+            match opened {
+                Ok(Ok(Some(r))) => return Some(r),
+                Ok(Ok(None)) => {
+                    if self.find_transfer(item).is_some() {
+                        // A live download of the same file: the caller joins it.
+                        return None;
+                    }
+                    tokio::time::sleep(RESUME_LOCK_WAIT).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(id = %item.id, error = %e, "cannot keep a resumable download; this one is not kept if cut");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %item.id, error = %e, "a resume check failed");
+                    return None;
+                }
+            }
+        }
+        tracing::debug!(id = %item.id, "a resumable download stays held by another writer; downloading without it");
+        None
     }
 
     async fn memory_store(&self, item: &Item) -> Result<Store, ContentError> {
@@ -538,6 +637,23 @@ impl ContentCache {
         })
     }
 
+    /// Deletes what eviction chose: an object, or a resumable download nobody holds.
+    async fn delete_victim(&self, victim: &index::Victim) {
+        if victim.partial {
+            let layout = self.layout.clone();
+            let sha1 = victim.sha1;
+            let gone =
+                tokio::task::spawn_blocking(move || resume::remove_if_unlocked(&layout, &sha1))
+                    .await
+                    .unwrap_or(false);
+            if gone {
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.delete_object(&victim.sha1).await;
+        }
+    }
+
     async fn delete_object(&self, victim: &Sha1Digest) {
         self.ready.invalidate(victim).await;
         let path = self.object_path(victim);
@@ -549,16 +665,17 @@ impl ContentCache {
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Evicts until the disk has room for `item` above the floor; reserves that room.
-    async fn make_room(&self, item: &Item) -> Result<Reservation, ContentError> {
+    /// Evicts until the disk has room for `need` more bytes of `item` above the floor;
+    /// reserves that room.
+    async fn make_room(&self, item: &Item, need: u64) -> Result<Reservation, ContentError> {
         let mut available = 0;
         for _ in 0..4 {
-            let (short, space) = self.room.shortfall(item.size).map_err(|e| {
+            let (short, space) = self.room.shortfall(need).map_err(|e| {
                 ContentError::io(&self.layout.objects, "measure the free space of", e)
             })?;
             available = space.available;
             if short == 0 {
-                return Ok(self.room.reserve(item.size));
+                return Ok(self.room.reserve(need));
             }
             let victims = self.index.evict_bytes(short, &item.sha1);
             if victims.is_empty() {
@@ -570,7 +687,7 @@ impl ContentCache {
                 "evicting to keep the free-space floor"
             );
             for v in &victims {
-                self.delete_object(v).await;
+                self.delete_victim(v).await;
             }
         }
         Err(ContentError::NoRoom {
@@ -632,7 +749,7 @@ impl ContentCache {
         match verdict {
             Ok(()) => {
                 for v in self.index.admit(item.sha1, item.size) {
-                    self.delete_object(&v).await;
+                    self.delete_victim(&v).await;
                 }
                 Ok(())
             }
@@ -832,7 +949,10 @@ impl ContentCache {
             let differs = carried
                 .iter()
                 .any(|(r, d)| d.is_none() || store.digest(r).ok() != *d);
-            if let Store::Disk { writer, .. } = &*store {
+            if let Store::Disk {
+                writer, journal, ..
+            } = &*store
+            {
                 let len = writer.finish()?;
                 if len != size {
                     return Err(std::io::Error::other(format!(
@@ -840,6 +960,9 @@ impl ContentCache {
                     )));
                 }
                 writer.publish(&dest)?;
+                if let Some(j) = journal {
+                    j.published();
+                }
             }
             Ok(differs)
         })
@@ -864,11 +987,24 @@ impl ContentCache {
                 }
             }
             for v in self.index.admit(t.item.sha1, size) {
-                if v != t.item.sha1 {
-                    self.delete_object(&v).await;
+                if v.sha1 != t.item.sha1 {
+                    self.delete_victim(&v).await;
                 }
             }
             self.ready.insert(t.item.sha1, ()).await;
+        }
+        if t.size() > resume::RESUME_ABOVE {
+            // Parts of an earlier download of the same bytes, left by a transfer that could
+            // not take them over (they are of no use now).
+            let layout = self.layout.clone();
+            let sha1 = t.item.sha1;
+            let _ = tokio::task::spawn_blocking(move || {
+                if layout.partial_data(&sha1).exists() {
+                    resume::remove_if_unlocked(&layout, &sha1);
+                }
+            })
+            .await;
+            self.index.take_partial(&t.item.sha1);
         }
         if let Ok(mut st) = t.lock() {
             st.phase = Phase::Done;
@@ -951,6 +1087,9 @@ impl ContentCache {
             self.stats.cache_failures.fetch_add(1, Ordering::Relaxed);
             self.room.report_full(&why.to_string());
         }
+        // Its parts must not be resumed (one is wrong, or the disk failed): the next
+        // generation starts from nothing.
+        old.discard("the download starts again");
         let digests = tokio::task::spawn_blocking(move || {
             served
                 .into_iter()
@@ -966,7 +1105,7 @@ impl ContentCache {
             .new_store(&t.item, disk_failed.is_none() && on_disk)
             .await
         {
-            Ok(s) => s,
+            Ok((s, _)) => s,
             Err(e) => {
                 if let Ok(mut st) = t.lock() {
                     st.switching = None;
@@ -1009,6 +1148,7 @@ impl ContentCache {
                 return;
             }
             tracing::error!(id = %t.item.id, name = %t.item.file_name.escape_debug(), error = %e, "cannot fetch");
+            st.store.discard("the download failed");
             st.phase = Phase::Failed(e);
             for j in st.jobs.drain(..) {
                 j.abort.abort();
