@@ -214,6 +214,9 @@ pub struct ContentCache {
     memory: Arc<Semaphore>,
     memory_budget: u64,
     transfers: Mutex<HashMap<Sha1Digest, Arc<Transfer>>>,
+    /// One creation of a transfer per file at a time (a resume re-reads its parts first,
+    /// which may take seconds: a second opener waits and joins it).
+    starting: Mutex<HashMap<Sha1Digest, Arc<tokio::sync::Mutex<()>>>>,
     /// 0 unknown, 1 the service honours Range, 2 it does not (shared with the range maps
     /// of resumable downloads, which keep nothing when Range is ignored).
     range_mode: Arc<AtomicU8>,
@@ -294,6 +297,7 @@ impl ContentCache {
             memory: Arc::new(Semaphore::new(kib)),
             memory_budget: config.memory_budget,
             transfers: Mutex::new(HashMap::new()),
+            starting: Mutex::new(HashMap::new()),
             range_mode: Arc::new(AtomicU8::new(0)),
             io_timeout: config.io_timeout,
             alive_ms: AtomicU64::new(0),
@@ -468,6 +472,38 @@ impl ContentCache {
     ) -> Result<Option<Arc<Transfer>>, ContentError> {
         if let Some(t) = self.find_transfer(item) {
             return Ok(Some(t));
+        }
+        let gate = self
+            .starting
+            .lock()
+            .map_err(|_| ContentError::Internal("the start gate's lock was poisoned".into()))?
+            .entry(item.sha1)
+            .or_default()
+            .clone();
+        let started = {
+            let _one = gate.lock().await;
+            self.start_transfer_now(item, ahead).await
+        };
+        if let Ok(mut g) = self.starting.lock() {
+            // Ours and the map's: nobody else waits at this gate.
+            if Arc::strong_count(&gate) <= 2 {
+                g.remove(&item.sha1);
+            }
+        }
+        started
+    }
+
+    /// [`Self::start_transfer`] once this task is the only one creating `item`'s.
+    async fn start_transfer_now(
+        self: &Arc<Self>,
+        item: &Item,
+        ahead: bool,
+    ) -> Result<Option<Arc<Transfer>>, ContentError> {
+        if let Some(t) = self.find_transfer(item) {
+            return Ok(Some(t));
+        }
+        if self.ready.contains_key(&item.sha1) {
+            return Ok(None);
         }
         let (store, on_disk) = if ahead {
             let fits = self

@@ -492,3 +492,194 @@ pub(crate) fn remove_if_unlocked(layout: &Layout, sha1: &Sha1Digest) -> bool {
     remove(&layout.partial_map(sha1));
     true
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cloud::fake;
+    use crate::content::writer::DiskFs;
+    use crate::content::CHUNK;
+
+    struct Setup {
+        _dir: tempfile::TempDir,
+        layout: Layout,
+        item: Item,
+        body: Vec<u8>,
+        index: Arc<CacheIndex>,
+        mode: Arc<AtomicU8>,
+    }
+
+    fn setup(len: usize) -> Setup {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        layout::create_private_dir(&layout.partial).unwrap();
+        let body = fake::body(5, len);
+        let item = fake::item(1, &body);
+        Setup {
+            index: Arc::new(CacheIndex::scan(&layout.objects, &[], u64::MAX)),
+            layout,
+            item,
+            body,
+            mode: Arc::new(AtomicU8::new(1)),
+            _dir: dir,
+        }
+    }
+
+    fn open_it(s: &Setup) -> Resumable {
+        open(&DiskFs, &s.layout, &s.item, s.index.clone(), s.mode.clone())
+            .unwrap()
+            .expect("nobody holds it")
+    }
+
+    /// Writes `range` of the body in pieces of `piece` bytes (in order, or last piece
+    /// first), as a transfer does, and records what became whole.
+    fn write(s: &Setup, r: &Resumable, present: &mut RangeSet, range: Range<u64>, rev: bool) {
+        let mut pieces: Vec<Range<u64>> = (range.start..range.end)
+            .step_by(256 << 10)
+            .map(|a| a..(a + (256 << 10)).min(range.end))
+            .collect();
+        if rev {
+            pieces.reverse();
+        }
+        for p in pieces {
+            let bytes = &s.body[p.start as usize..p.end as usize];
+            r.writer.write_at(bytes, p.start).unwrap();
+            r.journal.wrote(p.start, bytes);
+            present.insert(p.clone());
+            let done = r.journal.completed(present, std::slice::from_ref(&p));
+            r.journal.record(&done).unwrap();
+        }
+    }
+
+    fn part(k: u64) -> Range<u64> {
+        k * CHUNK..(k + 1) * CHUNK
+    }
+
+    #[test]
+    fn parts_are_recorded_then_resumed_with_the_hash_caught_up() {
+        let s = setup(5 * CHUNK as usize - 1000);
+        let r = open_it(&s);
+        assert!(r.on_disk.present.is_empty());
+        let mut present = RangeSet::new();
+        write(&s, &r, &mut present, part(0), false);
+        write(&s, &r, &mut present, part(1), false);
+        // Out of order: hashed from the file once whole.
+        write(&s, &r, &mut present, part(3), true);
+        // Half a part: not recorded.
+        write(&s, &r, &mut present, 4 * CHUNK..4 * CHUNK + 100_000, false);
+        assert_eq!(r.journal.recorded(), 3);
+        drop(r);
+        // Kept, and counted under the cap.
+        assert!(s.layout.partial_data(&s.item.sha1).exists());
+        assert!(s.index.partial_bytes() >= 3 * CHUNK, "{}", s.index.partial_bytes());
+
+        let again = open_it(&s);
+        let mut want = RangeSet::new();
+        for k in [0, 1, 3] {
+            want.insert(part(k));
+        }
+        assert_eq!(again.on_disk.present, want);
+        // The whole-file SHA-1 is over the parts before the first hole.
+        assert_eq!(again.on_disk.hashed_to, 2 * CHUNK);
+        let got: [u8; 20] = again.on_disk.hasher.clone().finalize().into();
+        let mut h = Sha1::new();
+        h.update(&s.body[..2 * CHUNK as usize]);
+        let want_digest: [u8; 20] = h.finalize().into();
+        assert_eq!(got, want_digest);
+        assert_eq!(again.journal.recorded(), 3);
+    }
+
+    #[test]
+    fn a_damaged_part_or_record_is_dropped_and_the_map_rewritten() {
+        let s = setup(4 * CHUNK as usize);
+        let r = open_it(&s);
+        let mut present = RangeSet::new();
+        for k in 0..3 {
+            write(&s, &r, &mut present, part(k), false);
+        }
+        drop(r);
+        // A byte of part 1 flipped on disk; the record of part 2 torn.
+        let data = s.layout.partial_data(&s.item.sha1);
+        let mut bytes = std::fs::read(&data).unwrap();
+        bytes[CHUNK as usize + 12345] ^= 0x20;
+        std::fs::write(&data, bytes).unwrap();
+        let map = s.layout.partial_map(&s.item.sha1);
+        let m = std::fs::read(&map).unwrap();
+        assert_eq!(m.len(), partmap::HEADER_LEN + 3 * partmap::RECORD_LEN);
+        std::fs::write(&map, &m[..m.len() - 5]).unwrap();
+
+        let again = open_it(&s);
+        assert_eq!(again.on_disk.present.spans(), &[part(0)]);
+        assert_eq!(again.on_disk.hashed_to, CHUNK);
+        assert_eq!(again.journal.recorded(), 1);
+        // The map now holds the part that passed only.
+        let header = Header {
+            object: s.item.sha1,
+            size: s.item.size,
+            part_size: CHUNK,
+        };
+        let parsed = partmap::parse(&std::fs::read(&map).unwrap(), &header).unwrap();
+        assert_eq!(parsed.records.len(), 1);
+        assert_eq!((parsed.damaged, parsed.torn_tail), (0, 0));
+    }
+
+    #[test]
+    fn a_missing_or_foreign_map_resumes_nothing() {
+        let s = setup(2 * CHUNK as usize);
+        let r = open_it(&s);
+        let mut present = RangeSet::new();
+        write(&s, &r, &mut present, part(0), false);
+        drop(r);
+        std::fs::write(s.layout.partial_map(&s.item.sha1), b"garbage").unwrap();
+        let again = open_it(&s);
+        assert!(again.on_disk.present.is_empty());
+        drop(again);
+        // Nothing recorded: nothing kept.
+        assert!(!s.layout.partial_data(&s.item.sha1).exists());
+        assert!(!s.layout.partial_map(&s.item.sha1).exists());
+    }
+
+    #[test]
+    fn a_held_download_is_not_opened_twice() {
+        let s = setup(2 * CHUNK as usize);
+        let r = open_it(&s);
+        let second = open(&DiskFs, &s.layout, &s.item, s.index.clone(), s.mode.clone()).unwrap();
+        assert!(second.is_none());
+        assert!(!remove_if_unlocked(&s.layout, &s.item.sha1));
+        drop(r);
+    }
+
+    #[test]
+    fn what_goes_and_what_stays() {
+        // Without Range, nothing stays.
+        let s = setup(2 * CHUNK as usize);
+        let r = open_it(&s);
+        let mut present = RangeSet::new();
+        write(&s, &r, &mut present, part(0), false);
+        s.mode.store(RANGE_IGNORED, Ordering::SeqCst);
+        drop(r);
+        assert!(!s.layout.partial_data(&s.item.sha1).exists());
+        assert_eq!(s.index.partial_bytes(), 0);
+        // Discarded: both files go at once.
+        s.mode.store(1, Ordering::SeqCst);
+        let r = open_it(&s);
+        let mut present = RangeSet::new();
+        write(&s, &r, &mut present, part(0), false);
+        r.journal.discard("test");
+        assert!(!s.layout.partial_data(&s.item.sha1).exists());
+        assert!(!s.layout.partial_map(&s.item.sha1).exists());
+        drop(r);
+        // Published: the map goes (the data was renamed by the writer).
+        let r = open_it(&s);
+        let mut present = RangeSet::new();
+        write(&s, &r, &mut present, part(0), false);
+        write(&s, &r, &mut present, part(1), false);
+        let dest = s.layout.object_path(&s.item.sha1);
+        r.writer.publish(&dest).unwrap();
+        r.journal.published();
+        drop(r);
+        assert_eq!(std::fs::read(&dest).unwrap(), s.body);
+        assert!(std::fs::read_dir(&s.layout.partial).unwrap().next().is_none());
+        assert_eq!(s.index.partial_bytes(), 0);
+    }
+}
