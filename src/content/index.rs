@@ -79,11 +79,7 @@ impl CacheIndex {
     /// Indexes the objects already under `objects` (files named by their SHA-1 in
     /// two-hex-digit folders; anything else there is ignored) and the resumable downloads
     /// `partials` kept on disk.
-    pub fn scan(
-        objects: &Path,
-        partials: &[super::layout::Partial],
-        max_bytes: u64,
-    ) -> CacheIndex {
+    pub fn scan(objects: &Path, partials: &[super::layout::Partial], max_bytes: u64) -> CacheIndex {
         let mut found: Vec<(std::time::SystemTime, Sha1Digest, u64, bool)> = partials
             .iter()
             .map(|p| (p.modified, p.sha1, p.bytes, true))
@@ -267,7 +263,13 @@ impl CacheIndex {
     pub fn partial_bytes(&self) -> u64 {
         self.inner
             .lock()
-            .map(|i| i.lru.iter().filter(|(_, e)| e.partial).map(|(_, e)| e.size).sum())
+            .map(|i| {
+                i.lru
+                    .iter()
+                    .filter(|(_, e)| e.partial)
+                    .map(|(_, e)| e.size)
+                    .sum()
+            })
             .unwrap_or(0)
     }
 }

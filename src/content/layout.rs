@@ -187,10 +187,7 @@ pub fn sweep_partials(layout: &Layout, max_age: Duration, dry_run: bool) -> Swee
             if file.try_lock().is_err() {
                 continue; // a live writer's (another mount sharing this cache)
             }
-            let modified = file
-                .metadata()
-                .and_then(|m| m.modified())
-                .unwrap_or(now);
+            let modified = file.metadata().and_then(|m| m.modified()).unwrap_or(now);
             let old = now.duration_since(modified).unwrap_or_default() >= max_age;
             let done = layout.object_path(&sha1).is_file();
             if map && !old && !done {
@@ -297,7 +294,10 @@ mod tests {
         let dry = sweep_partials(&layout, PARTIAL_MAX_AGE, true);
         assert_eq!(dry.kept.len(), 1);
         assert_eq!(dry.removed.len(), 8, "{:?}", dry.removed);
-        assert!(layout.partial_data(&d(2)).exists(), "a dry run deletes nothing");
+        assert!(
+            layout.partial_data(&d(2)).exists(),
+            "a dry run deletes nothing"
+        );
 
         let s = sweep_partials(&layout, PARTIAL_MAX_AGE, false);
         assert_eq!(s.kept.len(), 1);

@@ -619,10 +619,9 @@ impl ContentCache {
         for _ in 0..RESUME_LOCK_TRIES {
             let (fs, layout, it) = (self.fs.clone(), self.layout.clone(), item.clone());
             let (index, mode) = (self.index.clone(), self.range_mode.clone());
-            let opened = tokio::task::spawn_blocking(move || {
-                resume::open(&*fs, &layout, &it, index, mode)
-            })
-            .await;
+            let opened =
+                tokio::task::spawn_blocking(move || resume::open(&*fs, &layout, &it, index, mode))
+                    .await;
             match opened {
                 Ok(Ok(Some(r))) => return Some(r),
                 Ok(Ok(None)) => {

@@ -208,8 +208,7 @@ fn verify_parts(
         tracing::warn!(id = %id, damaged = parsed.damaged, torn_tail_bytes = parsed.torn_tail, "the range map of a resumable download has damaged records (a crash while it was written?); their parts are fetched again");
     }
     // A later record of a part wins; parts in file order.
-    let records: std::collections::BTreeMap<u64, Sha1Digest> =
-        parsed.records.into_iter().collect();
+    let records: std::collections::BTreeMap<u64, Sha1Digest> = parsed.records.into_iter().collect();
     let mut good = Vec::new();
     let mut buf = Vec::new();
     let mut bad = 0usize;
@@ -396,8 +395,7 @@ impl Journal {
                 return Ok(());
             }
         }
-        self.recorded
-            .fetch_add(todo.len() as u64, Ordering::SeqCst);
+        self.recorded.fetch_add(todo.len() as u64, Ordering::SeqCst);
         Ok(())
     }
 
@@ -571,7 +569,11 @@ mod tests {
         drop(r);
         // Kept, and counted under the cap.
         assert!(s.layout.partial_data(&s.item.sha1).exists());
-        assert!(s.index.partial_bytes() >= 3 * CHUNK, "{}", s.index.partial_bytes());
+        assert!(
+            s.index.partial_bytes() >= 3 * CHUNK,
+            "{}",
+            s.index.partial_bytes()
+        );
 
         let again = open_it(&s);
         let mut want = RangeSet::new();
@@ -679,7 +681,10 @@ mod tests {
         r.journal.published();
         drop(r);
         assert_eq!(std::fs::read(&dest).unwrap(), s.body);
-        assert!(std::fs::read_dir(&s.layout.partial).unwrap().next().is_none());
+        assert!(std::fs::read_dir(&s.layout.partial)
+            .unwrap()
+            .next()
+            .is_none());
         assert_eq!(s.index.partial_bytes(), 0);
     }
 }

@@ -870,7 +870,10 @@ async fn read_head_then_go(fake: &Arc<FakeGallery>, it: &Item, parts: u64) -> te
     let r = streaming(cache.open_item(it).await.unwrap());
     let head = read_reader(&r, parts * CHUNK, 1 << 20).await.unwrap();
     assert_eq!(head.len() as u64, parts * CHUNK);
-    assert!(!cache.is_verified(&it.sha1), "the file must not be complete yet");
+    assert!(
+        !cache.is_verified(&it.sha1),
+        "the file must not be complete yet"
+    );
     drop(r);
     drop(cache);
     wait_unlocked(&partial_data(&dir, it)).await;
@@ -900,7 +903,11 @@ async fn an_abandoned_download_resumes_and_moves_only_the_rest() {
     fake.chunk_delay_us.store(5_000, Ordering::SeqCst);
     let fake = Arc::new(fake);
     let dir = read_head_then_go(&fake, &it, 4).await;
-    assert!(dir.path().join("partial").join(format!("{}.map", it.sha1.to_hex())).exists());
+    assert!(dir
+        .path()
+        .join("partial")
+        .join(format!("{}.map", it.sha1.to_hex()))
+        .exists());
 
     fake.chunk_delay_us.store(0, Ordering::SeqCst);
     let (sent, asked) = (fake.sent(), fake.log.lock().unwrap().len());
@@ -912,7 +919,10 @@ async fn an_abandoned_download_resumes_and_moves_only_the_rest() {
         "the resume moved {moved} bytes of {size}"
     );
     for r in asked_since(&fake, asked) {
-        assert!(r.start >= 4 * CHUNK, "asked again for {r:?}, which was on disk");
+        assert!(
+            r.start >= 4 * CHUNK,
+            "asked again for {r:?}, which was on disk"
+        );
     }
     assert!(cache.is_verified(&it.sha1));
     assert_eq!(std::fs::read(cache.object_path(&it.sha1)).unwrap(), b);
@@ -971,15 +981,9 @@ async fn a_resume_with_every_part_on_disk_fetches_nothing() {
     {
         let layout = layout::Layout::new(dir.path());
         let index = Arc::new(index::CacheIndex::scan(&layout.objects, &[], u64::MAX));
-        let r = resume::open(
-            &DiskFs,
-            &layout,
-            &it,
-            index,
-            Arc::new(AtomicU8::new(1)),
-        )
-        .unwrap()
-        .unwrap();
+        let r = resume::open(&DiskFs, &layout, &it, index, Arc::new(AtomicU8::new(1)))
+            .unwrap()
+            .unwrap();
         let mut present = RangeSet::new();
         for (k, part) in b.chunks(CHUNK as usize).enumerate() {
             let at = k as u64 * CHUNK;
@@ -990,8 +994,8 @@ async fn a_resume_with_every_part_on_disk_fetches_nothing() {
             r.journal.record(&done).unwrap();
         }
     }
-    let cache = ContentCache::open(&config(&dir, 4, DEFAULT_MAX_CACHE_BYTES), fake.clone())
-        .unwrap();
+    let cache =
+        ContentCache::open(&config(&dir, 4, DEFAULT_MAX_CACHE_BYTES), fake.clone()).unwrap();
     assert!(read_all(&cache, &it, 1 << 20).await.unwrap() == b);
     assert_eq!(fake.fetches(), 0);
     assert!(cache.is_verified(&it.sha1));
@@ -1064,7 +1068,10 @@ async fn resumable_parts_count_under_the_cap_and_are_evicted_when_room_is_needed
     assert!(kept >= 4 * CHUNK, "the kept parts are counted: {kept}");
     assert!(cache.index.total_bytes() >= kept);
     cache.fetch(&small).await.unwrap();
-    assert!(!partial_data(&dir, &it).exists(), "evicted for the new file");
+    assert!(
+        !partial_data(&dir, &it).exists(),
+        "evicted for the new file"
+    );
     assert!(partial_is_empty(&dir));
     assert_eq!(cache.index.partial_bytes(), 0);
     assert_eq!(cache.stats.evictions.load(Ordering::SeqCst), 1);
