@@ -593,7 +593,7 @@ impl ContentCache {
                     writer: r.writer,
                     room: Mutex::new(Some(reservation)),
                     cap,
-                    journal: Some(r.journal),
+                    journal: Some(Box::new(r.journal)),
                 },
                 on_disk,
             ));

@@ -990,7 +990,10 @@ async fn a_resume_with_every_part_on_disk_fetches_nothing() {
             r.writer.write_at(part, at).unwrap();
             r.journal.wrote(at, part);
             present.insert(at..at + part.len() as u64);
-            let done = r.journal.completed(&present, &[at..at + part.len() as u64]);
+            let written = at..at + part.len() as u64;
+            let done = r
+                .journal
+                .completed(&present, std::slice::from_ref(&written));
             r.journal.record(&done).unwrap();
         }
     }

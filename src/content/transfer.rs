@@ -53,8 +53,8 @@ pub(crate) enum Store {
         room: Mutex<Option<Reservation>>,
         /// The share of `--max-cache-size` held until the object is admitted.
         cap: CapHold,
-        /// The range map of a resumable download.
-        journal: Option<Journal>,
+        /// The range map of a resumable download (boxed: most downloads have none).
+        journal: Option<Box<Journal>>,
     },
     Memory {
         buf: RwLock<Box<[u8]>>,
@@ -145,7 +145,7 @@ impl Store {
     /// The range map, for a resumable download.
     pub fn journal(&self) -> Option<&Journal> {
         match self {
-            Store::Disk { journal, .. } => journal.as_ref(),
+            Store::Disk { journal, .. } => journal.as_deref(),
             Store::Memory { .. } => None,
         }
     }
