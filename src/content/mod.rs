@@ -30,6 +30,15 @@
 //!   back from the file when they arrived out of order), and the file's length is read back.
 //!   Only a file whose length and SHA-1 match is renamed into `objects/`. A crash leaves at
 //!   worst a `.part`, deleted at the next start once no live writer holds its lock.
+//! - **Cut downloads resume** ([`resume`]). A file over [`resume::RESUME_ABOVE`] (16 MiB)
+//!   fetched while Range is not known to be ignored goes to `partial/<sha1>.part` with a
+//!   range map ([`partmap`]): each part, once whole, is hashed, `fdatasync`ed, then recorded.
+//!   A download that stops without its object (nobody reads it any more, an unmount, a
+//!   SIGKILL, a crash) keeps both; the next download of the file — in this daemon or a later
+//!   one — re-reads and re-hashes every recorded part, refetches those that fail, starts its
+//!   whole-file SHA-1 over the parts before the first hole, and fetches only what is missing.
+//!   The whole-file SHA-1 stays the verdict. Kept parts count under the cap and are evicted
+//!   like objects; orphans and parts untouched for 30 days go at start.
 //! - **Checked before it is first served.** An object found on disk (put there by an earlier
 //!   daemon) is hashed again before this daemon serves it the first time ([`check`]); a
 //!   mismatch deletes it and fetches it again. Objects this daemon verified are remembered
@@ -43,9 +52,9 @@
 //!   ([`DEFAULT_MEMORY_BUDGET`]); a file bigger than the budget fails with EIO and the log
 //!   says why. The first such event is logged, with the free space; later ones are counted
 //!   and mentioned again at most every 10 minutes.
-//! - **Capped.** Objects and downloads in progress are kept under `max_bytes`
-//!   (`--max-cache-size`, default 10 GiB) by evicting the least recently read objects
-//!   (see [`index`]).
+//! - **Capped.** Objects, downloads in progress and the parts kept for a resume are kept
+//!   under `max_bytes` (`--max-cache-size`, default 10 GiB) by evicting the least recently
+//!   read objects and kept parts (see [`index`]).
 //! - **Verification policy.** A size or SHA-1 mismatch gets a fresh download, up to
 //!   [`MISMATCH_ATTEMPTS`] downloads in all; then it is an error (EIO for the reader). Three,
 //!   not two: on a flaky link a damaged transfer is a transient event, and at a 2 % damage
@@ -97,7 +106,8 @@ pub struct ContentConfig {
     pub cache_dir: PathBuf,
     /// Connections to the service for file bytes, prefetch included (`--max-connections`).
     pub max_connections: usize,
-    /// The cap on the bytes of verified objects (and downloads in progress) kept on disk.
+    /// The cap on the bytes of verified objects, downloads in progress and parts kept for a
+    /// resume on disk.
     pub max_bytes: u64,
     /// The free space kept on the cache's file system.
     pub min_free: MinFree,
@@ -233,8 +243,8 @@ pub struct ContentCache {
 }
 
 impl ContentCache {
-    /// Prepares the cache directory (creating it private, and deleting `.part` files of
-    /// downloads no live daemon is doing).
+    /// Prepares the cache directory (creating it private, deleting `.part` files of
+    /// downloads no live daemon is doing, and keeping the resumable ones that can be).
     pub fn open(
         config: &ContentConfig,
         api: Arc<dyn GalleryApi>,
