@@ -633,7 +633,11 @@ impl ContentCache {
                 tokio::task::spawn_blocking(move || resume::open(&*fs, &layout, &it, index, mode))
                     .await;
             match opened {
-                Ok(Ok(Some(r))) => return Some(r),
+                Ok(Ok(Some(r))) => {
+                    // A download that let go of it meanwhile may have counted it again.
+                    self.index.take_partial(&item.sha1);
+                    return Some(r);
+                }
                 Ok(Ok(None)) => {
                     if self.find_transfer(item).is_some() {
                         // A live download of the same file: the caller joins it.
