@@ -188,6 +188,9 @@ pub struct ContentStats {
     pub prefetched: AtomicU64,
     /// First reads confirmed by a second download of their bytes.
     pub confirmations: AtomicU64,
+    /// Downloads resumed from parts on disk, and the bytes they did not fetch again.
+    pub resumed: AtomicU64,
+    pub bytes_resumed: AtomicU64,
 }
 
 /// Drops the kernel's cached pages of every inode showing an item.
@@ -597,6 +600,12 @@ impl ContentCache {
         let on_hand = resumed.as_ref().map_or(0, |r| r.on_disk.present.len());
         let reservation = self.make_room(item, item.size - on_hand).await?;
         if let Some(r) = resumed {
+            if on_hand > 0 {
+                self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_resumed
+                    .fetch_add(on_hand, Ordering::Relaxed);
+            }
             let on_disk = (on_hand > 0).then_some(r.on_disk);
             return Ok((
                 Store::Disk {

@@ -925,6 +925,14 @@ async fn an_abandoned_download_resumes_and_moves_only_the_rest() {
         );
     }
     assert!(cache.is_verified(&it.sha1));
+    assert_eq!(cache.stats.resumed.load(Ordering::SeqCst), 1);
+    let resumed = cache.stats.bytes_resumed.load(Ordering::SeqCst);
+    assert!(resumed >= 4 * CHUNK, "{resumed}");
+    assert_eq!(
+        moved + resumed,
+        size as u64,
+        "every byte either resumed or fetched once"
+    );
     assert_eq!(std::fs::read(cache.object_path(&it.sha1)).unwrap(), b);
     assert!(partial_is_empty(&dir), "the map goes with the publication");
     assert!(tmp_is_empty(&dir));
