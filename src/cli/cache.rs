@@ -2,7 +2,7 @@
 //!
 //! Safe while a mount uses the same cache: checking only reads, and a repair deletes only
 //! objects that are wrong (a running daemon fetches them again) and `.part` files that no
-//! live download holds.
+//! live download holds; resumable downloads are kept (a read resumes them).
 
 use super::CacheCheckArgs;
 use crate::account;
@@ -42,6 +42,14 @@ pub(crate) fn check(args: CacheCheckArgs) -> Result<(), String> {
     }
     if report.stale_parts > 0 {
         println!("  {} stale partial download(s) {verb}", report.stale_parts);
+    }
+    if report.resumable > 0 {
+        println!(
+            "  {} resumable download(s) kept ({:.1} MiB): the next read of each resumes it, \
+             re-checking its parts first",
+            report.resumable,
+            report.resumable_bytes as f64 / (1024.0 * 1024.0)
+        );
     }
     if report.is_clean() || report.repaired {
         if report.repaired && !report.is_clean() {

@@ -10,7 +10,10 @@
 //! `cache check` goes through every object with one thread per core and reports, per object,
 //! `ok`, `damaged` (content does not match its name), or `stray` (a file that is not named
 //! by a SHA-1), plus stale `.part` files; `--repair` deletes the damaged, stray and stale
-//! ones (the next read fetches them again).
+//! ones (the next read fetches them again). Resumable downloads (`partial/`) are counted
+//! and kept, whatever `--repair`: their parts are re-verified by the download that resumes
+//! them; what cannot be resumed there (half a pair, a file already complete, a pair
+//! untouched for 30 days) counts as stale.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -50,8 +53,11 @@ pub struct CheckReport {
     pub damaged: Vec<(PathBuf, String)>,
     /// Files under `objects/` that are not named by a SHA-1.
     pub stray: Vec<PathBuf>,
-    /// `.part` files no live download holds.
+    /// `.part` files no live download holds, and files of `partial/` that cannot be resumed.
     pub stale_parts: usize,
+    /// Resumable downloads kept (no live writer holds them), and the disk space they take.
+    pub resumable: usize,
+    pub resumable_bytes: u64,
     /// Bytes read in all.
     pub bytes_read: u64,
     pub seconds: f64,
@@ -152,6 +158,10 @@ pub fn check_cache(cache_dir: &Path, repair: bool) -> std::io::Result<CheckRepor
     } else {
         report.stale_parts = count_stale_parts(&layout.tmp);
     }
+    let partials = layout::sweep_partials(&layout, layout::PARTIAL_MAX_AGE, !repair);
+    report.stale_parts += partials.removed.len();
+    report.resumable = partials.kept.len();
+    report.resumable_bytes = partials.kept.iter().map(|p| p.bytes).sum();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -201,13 +211,22 @@ mod tests {
         std::fs::write(objects.join("notes.txt"), b"?").unwrap();
         std::fs::create_dir_all(dir.path().join("tmp")).unwrap();
         std::fs::write(dir.path().join("tmp/x.part"), b"half").unwrap();
+        // A resumable download (kept) and half of one (stale).
+        let partial = dir.path().join("partial");
+        std::fs::create_dir_all(&partial).unwrap();
+        let (a, b) = ("a".repeat(40), "b".repeat(40));
+        std::fs::write(partial.join(format!("{a}.part")), vec![1u8; 10_000]).unwrap();
+        std::fs::write(partial.join(format!("{a}.map")), b"map").unwrap();
+        std::fs::write(partial.join(format!("{b}.map")), b"map").unwrap();
 
         let r = check_cache(dir.path(), false).unwrap();
         assert_eq!(r.ok, 1);
         assert_eq!(r.damaged.len(), 1);
         assert_eq!(r.damaged[0].0, bad);
         assert_eq!(r.stray, vec![objects.join("notes.txt")]);
-        assert_eq!(r.stale_parts, 1);
+        assert_eq!(r.stale_parts, 2);
+        assert_eq!(r.resumable, 1);
+        assert!(r.resumable_bytes >= 10_000, "{}", r.resumable_bytes);
         assert!(!r.is_clean());
         assert!(bad.exists(), "nothing deleted without --repair");
 
@@ -218,5 +237,8 @@ mod tests {
         let r = check_cache(dir.path(), false).unwrap();
         assert!(r.is_clean(), "{r:?}");
         assert_eq!(r.ok, 1);
+        assert_eq!(r.resumable, 1, "a resumable download is kept");
+        assert!(partial.join(format!("{a}.part")).exists());
+        assert!(!partial.join(format!("{b}.map")).exists());
     }
 }

@@ -12,6 +12,11 @@
 //!   is written (evicting as needed), and the reservation becomes the object at `admit`, or
 //!   is released if the download is abandoned. So objects plus `.part` files stay under the
 //!   cap while a copy larger than the cap runs, prefetch included.
+//! - Resumable downloads left on disk (`partial/`, see `resume`) count too, by the disk space
+//!   they take, and are evicted like objects (least recently left first). A download that
+//!   resumes one takes it out ([`CacheIndex::take_partial`]) and reserves the file's size
+//!   as any download does; one that stops keeping its parts puts it back
+//!   ([`CacheIndex::admit_partial`]).
 //! - Eviction only decides; the caller deletes the files (a reader that has an object open
 //!   keeps reading it: on Linux an unlinked file lives on until its last descriptor closes).
 //!
@@ -29,8 +34,21 @@ pub(crate) struct CacheIndex {
     inner: Mutex<Inner>,
 }
 
+/// What eviction chose: an object, or a resumable download (`partial`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Victim {
+    pub sha1: Sha1Digest,
+    pub partial: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    size: u64,
+    partial: bool,
+}
+
 struct Inner {
-    lru: LruCache<Sha1Digest, u64>,
+    lru: LruCache<Sha1Digest, Entry>,
     total: u64,
     /// Bytes reserved by downloads in progress.
     pending: u64,
@@ -39,13 +57,16 @@ struct Inner {
 impl Inner {
     /// Takes least recently used objects out until objects and reservations fit under
     /// `max_bytes`, keeping at least `keep` objects; returns them, to be deleted.
-    fn evict_over(&mut self, max_bytes: u64, keep: usize) -> Vec<Sha1Digest> {
+    fn evict_over(&mut self, max_bytes: u64, keep: usize) -> Vec<Victim> {
         let mut evicted = Vec::new();
         while self.total + self.pending > max_bytes && self.lru.len() > keep {
             match self.lru.pop_lru() {
-                Some((victim, victim_size)) => {
-                    self.total -= victim_size;
-                    evicted.push(victim);
+                Some((sha1, e)) => {
+                    self.total -= e.size;
+                    evicted.push(Victim {
+                        sha1,
+                        partial: e.partial,
+                    });
                 }
                 None => break,
             }
@@ -56,9 +77,13 @@ impl Inner {
 
 impl CacheIndex {
     /// Indexes the objects already under `objects` (files named by their SHA-1 in
-    /// two-hex-digit folders); anything else there is ignored.
-    pub fn scan(objects: &Path, max_bytes: u64) -> CacheIndex {
-        let mut found: Vec<(std::time::SystemTime, Sha1Digest, u64)> = Vec::new();
+    /// two-hex-digit folders; anything else there is ignored) and the resumable downloads
+    /// `partials` kept on disk.
+    pub fn scan(objects: &Path, partials: &[super::layout::Partial], max_bytes: u64) -> CacheIndex {
+        let mut found: Vec<(std::time::SystemTime, Sha1Digest, u64, bool)> = partials
+            .iter()
+            .map(|p| (p.modified, p.sha1, p.bytes, true))
+            .collect();
         for prefix in std::fs::read_dir(objects).into_iter().flatten().flatten() {
             if prefix.path().is_dir() {
                 if let Err(e) = super::layout::make_private(&prefix.path(), super::layout::DIR_MODE)
@@ -83,7 +108,7 @@ impl CacheIndex {
                         tracing::warn!(path = %entry.path().display(), error = %e, "cannot make a cached object private");
                     }
                     let mtime = meta.modified().unwrap_or(std::time::UNIX_EPOCH);
-                    found.push((mtime, sha1, meta.len()));
+                    found.push((mtime, sha1, meta.len(), false));
                 }
             }
         }
@@ -97,8 +122,10 @@ impl CacheIndex {
             }),
         };
         if let Ok(mut inner) = index.inner.lock() {
-            for (_, sha1, size) in found {
-                inner.lru.put(sha1, size);
+            for (_, sha1, size, partial) in found {
+                if let Some(old) = inner.lru.put(sha1, Entry { size, partial }) {
+                    inner.total -= old.size;
+                }
                 inner.total += size;
             }
         }
@@ -123,7 +150,7 @@ impl CacheIndex {
 
     /// Reserves `size` bytes for a download about to be written; returns the objects to
     /// delete so that objects and reservations fit under the cap (least recently used first).
-    pub fn reserve(&self, size: u64) -> Vec<Sha1Digest> {
+    pub fn reserve(&self, size: u64) -> Vec<Victim> {
         let Ok(mut inner) = self.inner.lock() else {
             return Vec::new();
         };
@@ -146,12 +173,16 @@ impl CacheIndex {
 
     /// Records a new object (or re-promotes a known one) and returns the objects to delete
     /// to get back under the cap, least recently used first.
-    pub fn admit(&self, sha1: Sha1Digest, size: u64) -> Vec<Sha1Digest> {
+    pub fn admit(&self, sha1: Sha1Digest, size: u64) -> Vec<Victim> {
         let Ok(mut inner) = self.inner.lock() else {
             return Vec::new();
         };
-        if let Some(old) = inner.lru.put(sha1, size) {
-            inner.total -= old;
+        let entry = Entry {
+            size,
+            partial: false,
+        };
+        if let Some(old) = inner.lru.put(sha1, entry) {
+            inner.total -= old.size;
         }
         inner.total += size;
         // The object just admitted stays, even when it alone is over the cap.
@@ -160,7 +191,7 @@ impl CacheIndex {
 
     /// Picks least recently used objects (never `keep`) until their bytes reach `bytes`,
     /// and forgets them; the caller deletes their files. Empty when nothing can go.
-    pub fn evict_bytes(&self, bytes: u64, keep: &Sha1Digest) -> Vec<Sha1Digest> {
+    pub fn evict_bytes(&self, bytes: u64, keep: &Sha1Digest) -> Vec<Victim> {
         let Ok(mut inner) = self.inner.lock() else {
             return Vec::new();
         };
@@ -169,18 +200,21 @@ impl CacheIndex {
         let mut kept = None;
         while freed < bytes {
             match inner.lru.pop_lru() {
-                Some((victim, size)) if victim == *keep => kept = Some((victim, size)),
-                Some((victim, size)) => {
-                    inner.total -= size;
-                    freed += size;
-                    evicted.push(victim);
+                Some((victim, e)) if victim == *keep => kept = Some((victim, e)),
+                Some((victim, e)) => {
+                    inner.total -= e.size;
+                    freed += e.size;
+                    evicted.push(Victim {
+                        sha1: victim,
+                        partial: e.partial,
+                    });
                 }
                 None => break,
             }
         }
-        if let Some((sha1, size)) = kept {
+        if let Some((sha1, e)) = kept {
             // Back in, as the most recent: it is about to be used.
-            inner.lru.put(sha1, size);
+            inner.lru.put(sha1, e);
         }
         evicted
     }
@@ -188,10 +222,55 @@ impl CacheIndex {
     /// Forgets an object whose file disappeared.
     pub fn forget(&self, sha1: &Sha1Digest) {
         if let Ok(mut inner) = self.inner.lock() {
-            if let Some(size) = inner.lru.pop(sha1) {
-                inner.total -= size;
+            if let Some(e) = inner.lru.pop(sha1) {
+                inner.total -= e.size;
             }
         }
+    }
+
+    /// Counts a resumable download left on disk (`bytes` of disk space), as the most
+    /// recently used entry; nothing is evicted now (the next admission or reservation does).
+    /// Ignored if the object itself is indexed.
+    pub fn admit_partial(&self, sha1: Sha1Digest, bytes: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            if inner.lru.peek(&sha1).is_some_and(|e| !e.partial) {
+                return;
+            }
+            let entry = Entry {
+                size: bytes,
+                partial: true,
+            };
+            if let Some(old) = inner.lru.put(sha1, entry) {
+                inner.total -= old.size;
+            }
+            inner.total += bytes;
+        }
+    }
+
+    /// Takes the resumable download of `sha1` out of the index (a download resumes it, or
+    /// it is gone); returns its bytes.
+    pub fn take_partial(&self, sha1: &Sha1Digest) -> Option<u64> {
+        let mut inner = self.inner.lock().ok()?;
+        if !inner.lru.peek(sha1)?.partial {
+            return None;
+        }
+        let e = inner.lru.pop(sha1)?;
+        inner.total -= e.size;
+        Some(e.size)
+    }
+
+    /// Bytes of the resumable downloads indexed.
+    pub fn partial_bytes(&self) -> u64 {
+        self.inner
+            .lock()
+            .map(|i| {
+                i.lru
+                    .iter()
+                    .filter(|(_, e)| e.partial)
+                    .map(|(_, e)| e.size)
+                    .sum()
+            })
+            .unwrap_or(0)
     }
 }
 
@@ -203,15 +282,22 @@ mod tests {
         Sha1Digest([n; 20])
     }
 
+    fn obj(n: u8) -> Victim {
+        Victim {
+            sha1: d(n),
+            partial: false,
+        }
+    }
+
     #[test]
     fn evicts_least_recently_used_down_to_the_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let idx = CacheIndex::scan(dir.path(), 100);
+        let idx = CacheIndex::scan(dir.path(), &[], 100);
         assert!(idx.admit(d(1), 40).is_empty());
         assert!(idx.admit(d(2), 40).is_empty());
         idx.touch(&d(1));
         // 1 was used after 2: 2 goes.
-        assert_eq!(idx.admit(d(3), 40), vec![d(2)]);
+        assert_eq!(idx.admit(d(3), 40), vec![obj(2)]);
         assert_eq!(idx.total_bytes(), 80);
         assert_eq!(idx.len(), 2);
     }
@@ -219,11 +305,11 @@ mod tests {
     #[test]
     fn an_object_larger_than_the_cap_is_kept_until_the_next_admission() {
         let dir = tempfile::tempdir().unwrap();
-        let idx = CacheIndex::scan(dir.path(), 100);
+        let idx = CacheIndex::scan(dir.path(), &[], 100);
         idx.admit(d(1), 10);
-        assert_eq!(idx.admit(d(2), 500), vec![d(1)]);
+        assert_eq!(idx.admit(d(2), 500), vec![obj(1)]);
         assert_eq!(idx.total_bytes(), 500);
-        assert_eq!(idx.admit(d(3), 10), vec![d(2)]);
+        assert_eq!(idx.admit(d(3), 10), vec![obj(2)]);
         assert_eq!(idx.total_bytes(), 10);
     }
 
@@ -247,11 +333,11 @@ mod tests {
             }
         }
         std::fs::write(dir.path().join("aa").join("notes.txt"), b"x").unwrap();
-        let idx = CacheIndex::scan(dir.path(), 60);
+        let idx = CacheIndex::scan(dir.path(), &[], 60);
         assert_eq!(idx.len(), 2);
         assert_eq!(idx.total_bytes(), 80);
         // bb is older, so it goes first.
-        assert_eq!(idx.admit(d(1), 1), vec![d(0xbb)]);
+        assert_eq!(idx.admit(d(1), 1), vec![obj(0xbb)]);
         idx.forget(&d(0xaa));
         assert_eq!(idx.total_bytes(), 1);
     }
@@ -259,11 +345,11 @@ mod tests {
     #[test]
     fn reservations_count_under_the_cap() {
         let dir = tempfile::tempdir().unwrap();
-        let idx = CacheIndex::scan(dir.path(), 100);
+        let idx = CacheIndex::scan(dir.path(), &[], 100);
         idx.admit(d(1), 40);
         idx.admit(d(2), 40);
         // A 50-byte download needs room for its bytes before they are written.
-        assert_eq!(idx.reserve(50), vec![d(1)]);
+        assert_eq!(idx.reserve(50), vec![obj(1)]);
         assert_eq!(idx.pending_bytes(), 50);
         // Becoming an object: the reservation goes, the object counts.
         idx.unreserve(50);
@@ -277,15 +363,50 @@ mod tests {
     #[test]
     fn evict_bytes_frees_enough_and_spares_the_kept_one() {
         let dir = tempfile::tempdir().unwrap();
-        let idx = CacheIndex::scan(dir.path(), 1000);
+        let idx = CacheIndex::scan(dir.path(), &[], 1000);
         for n in 1..=4 {
             idx.admit(d(n), 10);
         }
         // 1 is the oldest but kept; 2 and 3 go for 15 bytes.
-        assert_eq!(idx.evict_bytes(15, &d(1)), vec![d(2), d(3)]);
+        assert_eq!(idx.evict_bytes(15, &d(1)), vec![obj(2), obj(3)]);
         assert_eq!(idx.total_bytes(), 20);
-        assert_eq!(idx.evict_bytes(100, &d(1)), vec![d(4)]);
+        assert_eq!(idx.evict_bytes(100, &d(1)), vec![obj(4)]);
         assert!(idx.evict_bytes(1, &d(1)).is_empty());
         assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn resumable_downloads_count_and_are_evicted_like_objects() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        let kept = [super::super::layout::Partial {
+            sha1: d(9),
+            bytes: 30,
+            modified: old,
+        }];
+        let idx = CacheIndex::scan(dir.path(), &kept, 100);
+        assert_eq!(idx.total_bytes(), 30);
+        assert_eq!(idx.partial_bytes(), 30);
+        idx.admit(d(1), 40);
+        // The partial was left longest ago: it goes first.
+        assert_eq!(
+            idx.admit(d(2), 40),
+            vec![Victim {
+                sha1: d(9),
+                partial: true
+            }]
+        );
+        assert_eq!(idx.partial_bytes(), 0);
+        // Left again, and taken by a download that resumes it.
+        idx.admit_partial(d(9), 10);
+        assert_eq!(idx.total_bytes(), 90);
+        assert_eq!(idx.take_partial(&d(9)), Some(10));
+        assert_eq!(idx.take_partial(&d(9)), None);
+        assert_eq!(idx.total_bytes(), 80);
+        // An object is never taken for a partial, nor replaced by one.
+        assert_eq!(idx.take_partial(&d(1)), None);
+        idx.admit_partial(d(1), 5);
+        assert_eq!(idx.total_bytes(), 80);
+        assert_eq!(idx.partial_bytes(), 0);
     }
 }

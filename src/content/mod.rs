@@ -30,6 +30,15 @@
 //!   back from the file when they arrived out of order), and the file's length is read back.
 //!   Only a file whose length and SHA-1 match is renamed into `objects/`. A crash leaves at
 //!   worst a `.part`, deleted at the next start once no live writer holds its lock.
+//! - **Cut downloads resume** ([`resume`]). A file over [`resume::RESUME_ABOVE`] (16 MiB)
+//!   fetched while Range is not known to be ignored goes to `partial/<sha1>.part` with a
+//!   range map ([`partmap`]): each part, once whole, is hashed, `fdatasync`ed, then recorded.
+//!   A download that stops without its object (nobody reads it any more, an unmount, a
+//!   SIGKILL, a crash) keeps both; the next download of the file — in this daemon or a later
+//!   one — re-reads and re-hashes every recorded part, refetches those that fail, starts its
+//!   whole-file SHA-1 over the parts before the first hole, and fetches only what is missing.
+//!   The whole-file SHA-1 stays the verdict. Kept parts count under the cap and are evicted
+//!   like objects; orphans and parts untouched for 30 days go at start.
 //! - **Checked before it is first served.** An object found on disk (put there by an earlier
 //!   daemon) is hashed again before this daemon serves it the first time ([`check`]); a
 //!   mismatch deletes it and fetches it again. Objects this daemon verified are remembered
@@ -43,9 +52,9 @@
 //!   ([`DEFAULT_MEMORY_BUDGET`]); a file bigger than the budget fails with EIO and the log
 //!   says why. The first such event is logged, with the free space; later ones are counted
 //!   and mentioned again at most every 10 minutes.
-//! - **Capped.** Objects and downloads in progress are kept under `max_bytes`
-//!   (`--max-cache-size`, default 10 GiB) by evicting the least recently read objects
-//!   (see [`index`]).
+//! - **Capped.** Objects, downloads in progress and the parts kept for a resume are kept
+//!   under `max_bytes` (`--max-cache-size`, default 10 GiB) by evicting the least recently
+//!   read objects and kept parts (see [`index`]).
 //! - **Verification policy.** A size or SHA-1 mismatch gets a fresh download, up to
 //!   [`MISMATCH_ATTEMPTS`] downloads in all; then it is an error (EIO for the reader). Three,
 //!   not two: on a flaky link a damaged transfer is a transient event, and at a 2 % damage
@@ -57,7 +66,9 @@ mod error;
 mod fetcher;
 mod index;
 pub mod layout;
+mod partmap;
 pub mod rangeset;
+mod resume;
 pub mod retry;
 pub mod sched;
 pub mod space;
@@ -95,7 +106,8 @@ pub struct ContentConfig {
     pub cache_dir: PathBuf,
     /// Connections to the service for file bytes, prefetch included (`--max-connections`).
     pub max_connections: usize,
-    /// The cap on the bytes of verified objects (and downloads in progress) kept on disk.
+    /// The cap on the bytes of verified objects, downloads in progress and parts kept for a
+    /// resume on disk.
     pub max_bytes: u64,
     /// The free space kept on the cache's file system.
     pub min_free: MinFree,
@@ -141,6 +153,11 @@ const FAIL_FAST: Duration = Duration::from_secs(2);
 /// How long a download waits for memory held by other uncached downloads.
 const MEMORY_WAIT: Duration = Duration::from_secs(60);
 
+/// How long a new download of a file waits for the resumable download of it to be let go
+/// by a download just cancelled (`RESUME_LOCK_TRIES` × `RESUME_LOCK_WAIT`: 2 s).
+const RESUME_LOCK_TRIES: u32 = 40;
+const RESUME_LOCK_WAIT: Duration = Duration::from_millis(50);
+
 /// Counters of the content layer (read by tests, the benchmark and the log).
 #[derive(Debug, Default)]
 pub struct ContentStats {
@@ -171,6 +188,9 @@ pub struct ContentStats {
     pub prefetched: AtomicU64,
     /// First reads confirmed by a second download of their bytes.
     pub confirmations: AtomicU64,
+    /// Downloads resumed from parts on disk, and the bytes they did not fetch again.
+    pub resumed: AtomicU64,
+    pub bytes_resumed: AtomicU64,
 }
 
 /// Drops the kernel's cached pages of every inode showing an item.
@@ -207,8 +227,12 @@ pub struct ContentCache {
     memory: Arc<Semaphore>,
     memory_budget: u64,
     transfers: Mutex<HashMap<Sha1Digest, Arc<Transfer>>>,
-    /// 0 unknown, 1 the service honours Range, 2 it does not.
-    range_mode: AtomicU8,
+    /// One creation of a transfer per file at a time (a resume re-reads its parts first,
+    /// which may take seconds: a second opener waits and joins it).
+    starting: Mutex<HashMap<Sha1Digest, Arc<tokio::sync::Mutex<()>>>>,
+    /// 0 unknown, 1 the service honours Range, 2 it does not (shared with the range maps
+    /// of resumable downloads, which keep nothing when Range is ignored).
+    range_mode: Arc<AtomicU8>,
     io_timeout: Duration,
     /// When the service last answered anything (ms since `epoch`): tells a dead network
     /// from a busy service (see `retry`).
@@ -222,8 +246,8 @@ pub struct ContentCache {
 }
 
 impl ContentCache {
-    /// Prepares the cache directory (creating it private, and deleting `.part` files of
-    /// downloads no live daemon is doing).
+    /// Prepares the cache directory (creating it private, deleting `.part` files of
+    /// downloads no live daemon is doing, and keeping the resumable ones that can be).
     pub fn open(
         config: &ContentConfig,
         api: Arc<dyn GalleryApi>,
@@ -239,7 +263,12 @@ impl ContentCache {
         probe: Arc<dyn SpaceProbe>,
     ) -> Result<Arc<Self>, ContentError> {
         let layout = Layout::new(&config.cache_dir);
-        for dir in [&config.cache_dir, &layout.objects, &layout.tmp] {
+        for dir in [
+            &config.cache_dir,
+            &layout.objects,
+            &layout.tmp,
+            &layout.partial,
+        ] {
             layout::create_private_dir(dir).map_err(|e| ContentError::io(dir, "create", e))?;
         }
         let stale = layout::remove_stale_parts(&layout.tmp);
@@ -249,10 +278,19 @@ impl ContentCache {
                 "deleted downloads left by a daemon that is gone"
             );
         }
-        let index = index::CacheIndex::scan(&layout.objects, config.max_bytes);
+        let partials = layout::sweep_partials(&layout, layout::PARTIAL_MAX_AGE, false);
+        if !partials.removed.is_empty() {
+            tracing::info!(
+                count = partials.removed.len(),
+                "deleted parts of downloads that cannot be resumed (orphaned, or untouched for 30 days)"
+            );
+        }
+        let index = index::CacheIndex::scan(&layout.objects, &partials.kept, config.max_bytes);
         tracing::info!(
-            objects = index.len(),
+            entries = index.len(),
             bytes = index.total_bytes(),
+            resumable = partials.kept.len(),
+            resumable_bytes = index.partial_bytes(),
             cap = config.max_bytes,
             min_free = ?config.min_free,
             max_connections = config.max_connections,
@@ -272,7 +310,8 @@ impl ContentCache {
             memory: Arc::new(Semaphore::new(kib)),
             memory_budget: config.memory_budget,
             transfers: Mutex::new(HashMap::new()),
-            range_mode: AtomicU8::new(0),
+            starting: Mutex::new(HashMap::new()),
+            range_mode: Arc::new(AtomicU8::new(0)),
             io_timeout: config.io_timeout,
             alive_ms: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -447,7 +486,39 @@ impl ContentCache {
         if let Some(t) = self.find_transfer(item) {
             return Ok(Some(t));
         }
-        let store = if ahead {
+        let gate = self
+            .starting
+            .lock()
+            .map_err(|_| ContentError::Internal("the start gate's lock was poisoned".into()))?
+            .entry(item.sha1)
+            .or_default()
+            .clone();
+        let started = {
+            let _one = gate.lock().await;
+            self.start_transfer_now(item, ahead).await
+        };
+        if let Ok(mut g) = self.starting.lock() {
+            // Ours and the map's: nobody else waits at this gate.
+            if Arc::strong_count(&gate) <= 2 {
+                g.remove(&item.sha1);
+            }
+        }
+        started
+    }
+
+    /// [`Self::start_transfer`] once this task is the only one creating `item`'s.
+    async fn start_transfer_now(
+        self: &Arc<Self>,
+        item: &Item,
+        ahead: bool,
+    ) -> Result<Option<Arc<Transfer>>, ContentError> {
+        if let Some(t) = self.find_transfer(item) {
+            return Ok(Some(t));
+        }
+        if self.ready.contains_key(&item.sha1) {
+            return Ok(None);
+        }
+        let (store, on_disk) = if ahead {
             let fits = self
                 .room
                 .fits_prefetch(item.size, self.index.total_bytes())
@@ -459,25 +530,36 @@ impl ContentCache {
         } else {
             self.new_store(item, true).await?
         };
-        let t = Arc::new(Transfer::new(item.clone(), store));
-        let mut map = self.transfers.lock().map_err(|_| {
-            ContentError::Internal("the transfer registry's lock was poisoned".into())
-        })?;
-        if let Some(other) = map.get(&item.sha1) {
-            return Ok(Some(other.clone()));
+        let t = Arc::new(Transfer::new(item.clone(), store, on_disk));
+        {
+            let mut map = self.transfers.lock().map_err(|_| {
+                ContentError::Internal("the transfer registry's lock was poisoned".into())
+            })?;
+            if let Some(other) = map.get(&item.sha1) {
+                return Ok(Some(other.clone()));
+            }
+            // Creating the store took a while: another download may have finished meanwhile
+            // (it is marked ready before it leaves the registry).
+            if self.ready.contains_key(&item.sha1) {
+                return Ok(None);
+            }
+            map.insert(item.sha1, t.clone());
         }
-        // Creating the store took a while: another download may have finished meanwhile
-        // (it is marked ready before it leaves the registry).
-        if self.ready.contains_key(&item.sha1) {
-            return Ok(None);
+        if t.digest(t.lock()?.gen).is_some() {
+            // Resumed with every part on disk: no job will run, verify now.
+            let (cache, t2) = (self.clone(), t.clone());
+            tokio::spawn(async move { cache.finalize(&t2, 1).await });
         }
-        map.insert(item.sha1, t.clone());
         Ok(Some(t))
     }
 
     /// Where a download of `item` goes: a `.part` file if the disk has room (and `disk`),
-    /// else memory within the budget.
-    async fn new_store(&self, item: &Item, disk: bool) -> Result<Store, ContentError> {
+    /// else memory within the budget; with what a resumable download found on disk.
+    async fn new_store(
+        &self,
+        item: &Item,
+        disk: bool,
+    ) -> Result<(Store, Option<resume::OnDisk>), ContentError> {
         if disk {
             match self.disk_store(item).await {
                 Ok(s) => return Ok(s),
@@ -487,28 +569,103 @@ impl ContentCache {
                 }
             }
         }
-        self.memory_store(item).await
+        Ok((self.memory_store(item).await?, None))
     }
 
-    async fn disk_store(&self, item: &Item) -> Result<Store, ContentError> {
+    /// A `.part` file for `item`: a resumable one ([`resume`]) for a large file unless the
+    /// service is known to ignore Range, else a plain one.
+    async fn disk_store(
+        &self,
+        item: &Item,
+    ) -> Result<(Store, Option<resume::OnDisk>), ContentError> {
+        let resumable = item.size > resume::RESUME_ABOVE && self.range_support() != Some(false);
+        if resumable {
+            // Its parts are counted by the download's reservation from now on.
+            self.index.take_partial(&item.sha1);
+        }
         // Under the cap first (objects and downloads in progress), then above the floor.
         for victim in self.index.reserve(item.size) {
-            self.delete_object(&victim).await;
+            self.delete_victim(&victim).await;
         }
         let cap = CapHold {
             index: self.index.clone(),
             size: item.size,
             released: false.into(),
         };
-        let reservation = self.make_room(item).await?;
+        let resumed = if resumable {
+            self.open_resumable(item).await
+        } else {
+            None
+        };
+        let on_hand = resumed.as_ref().map_or(0, |r| r.on_disk.present.len());
+        let reservation = self.make_room(item, item.size - on_hand).await?;
+        if let Some(r) = resumed {
+            if on_hand > 0 {
+                self.stats.resumed.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .bytes_resumed
+                    .fetch_add(on_hand, Ordering::Relaxed);
+            }
+            let on_disk = (on_hand > 0).then_some(r.on_disk);
+            return Ok((
+                Store::Disk {
+                    writer: r.writer,
+                    room: Mutex::new(Some(reservation)),
+                    cap,
+                    journal: Some(Box::new(r.journal)),
+                },
+                on_disk,
+            ));
+        }
         let part = self.layout.part_path(&item.sha1);
         let writer = PartWriter::create(&*self.fs, part.clone())
             .map_err(|e| ContentError::io(&part, "create", e))?;
-        Ok(Store::Disk {
-            writer,
-            room: Mutex::new(Some(reservation)),
-            cap,
-        })
+        Ok((
+            Store::Disk {
+                writer,
+                room: Mutex::new(Some(reservation)),
+                cap,
+                journal: None,
+            },
+            None,
+        ))
+    }
+
+    /// Opens the resumable download of `item` (re-verifying the parts on disk). `None` when
+    /// it cannot be had: held by another download of the same file (waited for a little,
+    /// as one that was just cancelled lets go of it at once), or the disk failed.
+    async fn open_resumable(&self, item: &Item) -> Option<resume::Resumable> {
+        for _ in 0..RESUME_LOCK_TRIES {
+            let (fs, layout, it) = (self.fs.clone(), self.layout.clone(), item.clone());
+            let (index, mode) = (self.index.clone(), self.range_mode.clone());
+            let opened =
+                tokio::task::spawn_blocking(move || resume::open(&*fs, &layout, &it, index, mode))
+                    .await;
+            match opened {
+                Ok(Ok(Some(r))) => {
+                    // A download that let go of it meanwhile may have counted it again.
+                    self.index.take_partial(&item.sha1);
+                    return Some(r);
+                }
+                Ok(Ok(None)) => {
+                    if self.find_transfer(item).is_some() {
+                        // A live download of the same file: the caller joins it.
+                        return None;
+                    }
+                    tokio::time::sleep(RESUME_LOCK_WAIT).await;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(id = %item.id, error = %e, "cannot keep a resumable download; this one is not kept if cut");
+                    return None;
+                }
+                Err(e) => {
+                    tracing::warn!(id = %item.id, error = %e, "a resume check failed");
+                    return None;
+                }
+            }
+        }
+        tracing::debug!(id = %item.id, "a resumable download stays held by another writer; downloading without it");
+        None
     }
 
     async fn memory_store(&self, item: &Item) -> Result<Store, ContentError> {
@@ -538,6 +695,23 @@ impl ContentCache {
         })
     }
 
+    /// Deletes what eviction chose: an object, or a resumable download nobody holds.
+    async fn delete_victim(&self, victim: &index::Victim) {
+        if victim.partial {
+            let layout = self.layout.clone();
+            let sha1 = victim.sha1;
+            let gone =
+                tokio::task::spawn_blocking(move || resume::remove_if_unlocked(&layout, &sha1))
+                    .await
+                    .unwrap_or(false);
+            if gone {
+                self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        } else {
+            self.delete_object(&victim.sha1).await;
+        }
+    }
+
     async fn delete_object(&self, victim: &Sha1Digest) {
         self.ready.invalidate(victim).await;
         let path = self.object_path(victim);
@@ -549,16 +723,17 @@ impl ContentCache {
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Evicts until the disk has room for `item` above the floor; reserves that room.
-    async fn make_room(&self, item: &Item) -> Result<Reservation, ContentError> {
+    /// Evicts until the disk has room for `need` more bytes of `item` above the floor;
+    /// reserves that room.
+    async fn make_room(&self, item: &Item, need: u64) -> Result<Reservation, ContentError> {
         let mut available = 0;
         for _ in 0..4 {
-            let (short, space) = self.room.shortfall(item.size).map_err(|e| {
+            let (short, space) = self.room.shortfall(need).map_err(|e| {
                 ContentError::io(&self.layout.objects, "measure the free space of", e)
             })?;
             available = space.available;
             if short == 0 {
-                return Ok(self.room.reserve(item.size));
+                return Ok(self.room.reserve(need));
             }
             let victims = self.index.evict_bytes(short, &item.sha1);
             if victims.is_empty() {
@@ -570,7 +745,7 @@ impl ContentCache {
                 "evicting to keep the free-space floor"
             );
             for v in &victims {
-                self.delete_object(v).await;
+                self.delete_victim(v).await;
             }
         }
         Err(ContentError::NoRoom {
@@ -632,7 +807,7 @@ impl ContentCache {
         match verdict {
             Ok(()) => {
                 for v in self.index.admit(item.sha1, item.size) {
-                    self.delete_object(&v).await;
+                    self.delete_victim(&v).await;
                 }
                 Ok(())
             }
@@ -832,7 +1007,10 @@ impl ContentCache {
             let differs = carried
                 .iter()
                 .any(|(r, d)| d.is_none() || store.digest(r).ok() != *d);
-            if let Store::Disk { writer, .. } = &*store {
+            if let Store::Disk {
+                writer, journal, ..
+            } = &*store
+            {
                 let len = writer.finish()?;
                 if len != size {
                     return Err(std::io::Error::other(format!(
@@ -840,6 +1018,9 @@ impl ContentCache {
                     )));
                 }
                 writer.publish(&dest)?;
+                if let Some(j) = journal {
+                    j.published();
+                }
             }
             Ok(differs)
         })
@@ -864,11 +1045,24 @@ impl ContentCache {
                 }
             }
             for v in self.index.admit(t.item.sha1, size) {
-                if v != t.item.sha1 {
-                    self.delete_object(&v).await;
+                if v.sha1 != t.item.sha1 {
+                    self.delete_victim(&v).await;
                 }
             }
             self.ready.insert(t.item.sha1, ()).await;
+        }
+        if t.size() > resume::RESUME_ABOVE {
+            // Parts of an earlier download of the same bytes, left by a transfer that could
+            // not take them over (they are of no use now).
+            let layout = self.layout.clone();
+            let sha1 = t.item.sha1;
+            let _ = tokio::task::spawn_blocking(move || {
+                if layout.partial_data(&sha1).exists() {
+                    resume::remove_if_unlocked(&layout, &sha1);
+                }
+            })
+            .await;
+            self.index.take_partial(&t.item.sha1);
         }
         if let Ok(mut st) = t.lock() {
             st.phase = Phase::Done;
@@ -951,6 +1145,9 @@ impl ContentCache {
             self.stats.cache_failures.fetch_add(1, Ordering::Relaxed);
             self.room.report_full(&why.to_string());
         }
+        // Its parts must not be resumed (one is wrong, or the disk failed): the next
+        // generation starts from nothing.
+        old.discard("the download starts again");
         let digests = tokio::task::spawn_blocking(move || {
             served
                 .into_iter()
@@ -966,7 +1163,7 @@ impl ContentCache {
             .new_store(&t.item, disk_failed.is_none() && on_disk)
             .await
         {
-            Ok(s) => s,
+            Ok((s, _)) => s,
             Err(e) => {
                 if let Ok(mut st) = t.lock() {
                     st.switching = None;
@@ -1009,6 +1206,7 @@ impl ContentCache {
                 return;
             }
             tracing::error!(id = %t.item.id, name = %t.item.file_name.escape_debug(), error = %e, "cannot fetch");
+            st.store.discard("the download failed");
             st.phase = Phase::Failed(e);
             for j in st.jobs.drain(..) {
                 j.abort.abort();

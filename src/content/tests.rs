@@ -832,3 +832,258 @@ async fn a_copy_handle_gets_only_verified_bytes() {
     assert_eq!(cache.stats.mismatches.load(Ordering::SeqCst), 1);
     assert_eq!(cache.stats.poisoned.load(Ordering::SeqCst), 0);
 }
+
+// ---- Resumable downloads (issue 12 item 5) ----
+
+fn partial_data(dir: &tempfile::TempDir, it: &Item) -> std::path::PathBuf {
+    dir.path()
+        .join("partial")
+        .join(format!("{}.part", it.sha1.to_hex()))
+}
+
+fn partial_is_empty(dir: &tempfile::TempDir) -> bool {
+    std::fs::read_dir(dir.path().join("partial"))
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(true)
+}
+
+/// Waits until no writer holds `path` (the download that wrote it is gone).
+async fn wait_unlocked(path: &std::path::Path) {
+    for _ in 0..200 {
+        if let Ok(f) = std::fs::File::open(path) {
+            if f.try_lock().is_ok() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("{} is still held (or missing)", path.display());
+}
+
+/// A daemon reads the first `parts` parts of `it` through one handle (paced, so the rest
+/// is not there yet), closes it and goes; returns its cache dir.
+async fn read_head_then_go(fake: &Arc<FakeGallery>, it: &Item, parts: u64) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&dir, 4, DEFAULT_MAX_CACHE_BYTES);
+    cfg.stream_above = 0;
+    let cache = ContentCache::open(&cfg, fake.clone()).unwrap();
+    let r = streaming(cache.open_item(it).await.unwrap());
+    let head = read_reader(&r, parts * CHUNK, 1 << 20).await.unwrap();
+    assert_eq!(head.len() as u64, parts * CHUNK);
+    assert!(
+        !cache.is_verified(&it.sha1),
+        "the file must not be complete yet"
+    );
+    drop(r);
+    drop(cache);
+    wait_unlocked(&partial_data(&dir, it)).await;
+    dir
+}
+
+fn streaming_cache(dir: &tempfile::TempDir, fake: &Arc<FakeGallery>) -> Arc<ContentCache> {
+    let mut cfg = config(dir, 4, DEFAULT_MAX_CACHE_BYTES);
+    cfg.stream_above = 0;
+    ContentCache::open(&cfg, fake.clone()).unwrap()
+}
+
+/// Ranges asked for since the `from`-th request.
+fn asked_since(fake: &FakeGallery, from: usize) -> Vec<Range<u64>> {
+    fake.log.lock().unwrap()[from..]
+        .iter()
+        .map(|(_, r)| r.clone().expect("a range"))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_abandoned_download_resumes_and_moves_only_the_rest() {
+    let size = 12 * CHUNK as usize + 777;
+    let b = body(30, size);
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(true, Ordering::SeqCst);
+    fake.chunk_delay_us.store(5_000, Ordering::SeqCst);
+    let fake = Arc::new(fake);
+    let dir = read_head_then_go(&fake, &it, 4).await;
+    assert!(dir
+        .path()
+        .join("partial")
+        .join(format!("{}.map", it.sha1.to_hex()))
+        .exists());
+
+    fake.chunk_delay_us.store(0, Ordering::SeqCst);
+    let (sent, asked) = (fake.sent(), fake.log.lock().unwrap().len());
+    let cache = streaming_cache(&dir, &fake);
+    assert!(read_all(&cache, &it, 1 << 20).await.unwrap() == b);
+    let moved = fake.sent() - sent;
+    assert!(
+        moved <= (size as u64) - 4 * CHUNK,
+        "the resume moved {moved} bytes of {size}"
+    );
+    for r in asked_since(&fake, asked) {
+        assert!(
+            r.start >= 4 * CHUNK,
+            "asked again for {r:?}, which was on disk"
+        );
+    }
+    assert!(cache.is_verified(&it.sha1));
+    assert_eq!(cache.stats.resumed.load(Ordering::SeqCst), 1);
+    let resumed = cache.stats.bytes_resumed.load(Ordering::SeqCst);
+    assert!(resumed >= 4 * CHUNK, "{resumed}");
+    assert_eq!(
+        moved + resumed,
+        size as u64,
+        "every byte either resumed or fetched once"
+    );
+    assert_eq!(std::fs::read(cache.object_path(&it.sha1)).unwrap(), b);
+    assert!(partial_is_empty(&dir), "the map goes with the publication");
+    assert!(tmp_is_empty(&dir));
+}
+
+#[tokio::test]
+async fn a_part_damaged_on_disk_is_fetched_again_on_resume() {
+    let size = 12 * CHUNK as usize;
+    let b = body(31, size);
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(true, Ordering::SeqCst);
+    fake.chunk_delay_us.store(5_000, Ordering::SeqCst);
+    let fake = Arc::new(fake);
+    let dir = read_head_then_go(&fake, &it, 4).await;
+    // A byte of part 1 flipped on disk between the two daemons.
+    {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(partial_data(&dir, &it))
+            .unwrap();
+        let at = CHUNK + 4242;
+        let mut x = [0u8; 1];
+        f.read_exact_at(&mut x, at).unwrap();
+        f.write_all_at(&[x[0] ^ 0x01], at).unwrap();
+    }
+    fake.chunk_delay_us.store(0, Ordering::SeqCst);
+    let (sent, asked) = (fake.sent(), fake.log.lock().unwrap().len());
+    let cache = streaming_cache(&dir, &fake);
+    assert!(read_all(&cache, &it, 1 << 20).await.unwrap() == b);
+    let asked = asked_since(&fake, asked);
+    assert!(
+        asked.iter().any(|r| r.start < 2 * CHUNK && r.end > CHUNK),
+        "part 1 is fetched again: {asked:?}"
+    );
+    assert!(
+        asked.iter().all(|r| r.start >= CHUNK),
+        "part 0 was right: {asked:?}"
+    );
+    let moved = fake.sent() - sent;
+    assert!(moved <= size as u64 - 3 * CHUNK, "moved {moved}");
+    assert_eq!(cache.stats.mismatches.load(Ordering::SeqCst), 0);
+    assert!(cache.is_verified(&it.sha1));
+}
+
+#[tokio::test]
+async fn a_resume_with_every_part_on_disk_fetches_nothing() {
+    let b = body(32, 5 * CHUNK as usize + 99);
+    let (fake, it) = one_item_fake(&b);
+    let (dir, fake, _cache) = setup(fake);
+    drop(_cache);
+    // Every part written and recorded, never published (a crash just before).
+    {
+        let layout = layout::Layout::new(dir.path());
+        let index = Arc::new(index::CacheIndex::scan(&layout.objects, &[], u64::MAX));
+        let r = resume::open(&DiskFs, &layout, &it, index, Arc::new(AtomicU8::new(1)))
+            .unwrap()
+            .unwrap();
+        let mut present = RangeSet::new();
+        for (k, part) in b.chunks(CHUNK as usize).enumerate() {
+            let at = k as u64 * CHUNK;
+            r.writer.write_at(part, at).unwrap();
+            r.journal.wrote(at, part);
+            present.insert(at..at + part.len() as u64);
+            let written = at..at + part.len() as u64;
+            let done = r
+                .journal
+                .completed(&present, std::slice::from_ref(&written));
+            r.journal.record(&done).unwrap();
+        }
+    }
+    let cache =
+        ContentCache::open(&config(&dir, 4, DEFAULT_MAX_CACHE_BYTES), fake.clone()).unwrap();
+    assert!(read_all(&cache, &it, 1 << 20).await.unwrap() == b);
+    assert_eq!(fake.fetches(), 0);
+    assert!(cache.is_verified(&it.sha1));
+    assert!(partial_is_empty(&dir));
+}
+
+#[tokio::test]
+async fn a_mismatch_or_a_failure_deletes_the_resumable_parts() {
+    let size = 6 * CHUNK as usize;
+    let b = body(33, size);
+    // Once wrong: fetched again, right, nothing left behind.
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(true, Ordering::SeqCst);
+    *fake.corrupt_at.lock().unwrap() = Some(2 * CHUNK + 5);
+    fake.corrupt.store(1, Ordering::SeqCst);
+    let (dir, fake, cache) = setup(fake);
+    cache.fetch(&it).await.unwrap();
+    assert_eq!(std::fs::read(cache.object_path(&it.sha1)).unwrap(), b);
+    assert_eq!(cache.stats.mismatches.load(Ordering::SeqCst), 1);
+    assert!(partial_is_empty(&dir));
+    // Always wrong: the read fails, and no part of it stays for a resume.
+    fake.corrupt_always.store(true, Ordering::SeqCst);
+    let other = fake.add(8, body(34, size));
+    *fake.corrupt_at.lock().unwrap() = Some(CHUNK + 5);
+    assert!(cache.fetch(&other).await.is_err());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(partial_is_empty(&dir));
+}
+
+#[tokio::test]
+async fn without_range_nothing_is_kept_for_a_resume() {
+    let size = 8 * CHUNK as usize;
+    let b = body(35, size);
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(false, Ordering::SeqCst);
+    fake.chunk_delay_us.store(5_000, Ordering::SeqCst);
+    let (dir, _fake, cache) = setup_streaming(fake);
+    for _ in 0..2 {
+        // First while Range is not known yet (a resumable file is made), then once the
+        // mount knows the service ignores it (a plain one).
+        let r = streaming(cache.open_item(&it).await.unwrap());
+        read_reader(&r, 2 * CHUNK, 1 << 20).await.unwrap();
+        drop(r);
+        for _ in 0..100 {
+            if partial_is_empty(&dir) && tmp_is_empty(&dir) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(partial_is_empty(&dir), "nothing kept without Range");
+        assert!(tmp_is_empty(&dir));
+    }
+    assert_eq!(cache.range_support(), Some(false));
+}
+
+#[tokio::test]
+async fn resumable_parts_count_under_the_cap_and_are_evicted_when_room_is_needed() {
+    let size = 12 * CHUNK as usize;
+    let b = body(36, size);
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(true, Ordering::SeqCst);
+    fake.chunk_delay_us.store(5_000, Ordering::SeqCst);
+    let small = fake.add(9, body(37, 3 << 20));
+    let fake = Arc::new(fake);
+    let dir = read_head_then_go(&fake, &it, 4).await;
+    fake.chunk_delay_us.store(0, Ordering::SeqCst);
+    // A cap that holds the kept parts (16 MiB or more) or the small file, not both.
+    let cache = ContentCache::open(&config(&dir, 4, 18 << 20), fake.clone()).unwrap();
+    let kept = cache.index.partial_bytes();
+    assert!(kept >= 4 * CHUNK, "the kept parts are counted: {kept}");
+    assert!(cache.index.total_bytes() >= kept);
+    cache.fetch(&small).await.unwrap();
+    assert!(
+        !partial_data(&dir, &it).exists(),
+        "evicted for the new file"
+    );
+    assert!(partial_is_empty(&dir));
+    assert_eq!(cache.index.partial_bytes(), 0);
+    assert_eq!(cache.stats.evictions.load(Ordering::SeqCst), 1);
+}

@@ -1,13 +1,16 @@
 //! `Transfer`: one item's download in progress, shared by every handle reading it and by
 //! the prefetcher, with its bookkeeping:
 //!
-//! - **store**: where the bytes go: a `.part` file ([`super::writer::PartWriter`]) or, when
-//!   the cache disk has no room or fails, memory (bounded by the memory budget);
+//! - **store**: where the bytes go: a `.part` file ([`super::writer::PartWriter`]), with a
+//!   range map when the download is resumable ([`super::resume`]: each part, once whole, is
+//!   synced and recorded), or, when the cache disk has no room or fails, memory (bounded by
+//!   the memory budget);
 //! - **present**: the bytes written (a [`RangeSet`]); a read waits until its bytes are in;
 //! - **requested**: the bytes some job is fetching; a read asks for what is missing;
 //! - **hashing**: the SHA-1 runs over the present bytes from offset 0 as the contiguous run
 //!   from 0 grows, reading back from the store what arrived out of order, so the digest is
-//!   over what was written;
+//!   over what was written; a resumed download starts with the bytes found on disk present
+//!   and the SHA-1 already over those before the first hole;
 //! - **served**: the bytes handed to the kernel (for any inode showing this item). The read
 //!   that would complete the set — every byte of the file handed out — waits until the file
 //!   matched its SHA-1 (the integrity promise, DESIGN.md §1);
@@ -31,6 +34,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::AbortHandle;
 
 use super::rangeset::RangeSet;
+use super::resume::{Journal, OnDisk};
 use super::sched::Urgency;
 use super::space::Reservation;
 use super::writer::PartWriter;
@@ -49,6 +53,8 @@ pub(crate) enum Store {
         room: Mutex<Option<Reservation>>,
         /// The share of `--max-cache-size` held until the object is admitted.
         cap: CapHold,
+        /// The range map of a resumable download (boxed: most downloads have none).
+        journal: Option<Box<Journal>>,
     },
     Memory {
         buf: RwLock<Box<[u8]>>,
@@ -81,8 +87,16 @@ impl Store {
     /// Writes `buf` at `offset` (blocking).
     pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         match self {
-            Store::Disk { writer, room, .. } => {
+            Store::Disk {
+                writer,
+                room,
+                journal,
+                ..
+            } => {
                 writer.write_at(buf, offset)?;
+                if let Some(j) = journal {
+                    j.wrote(offset, buf);
+                }
                 if let Ok(mut r) = room.lock() {
                     if let Some(r) = r.as_mut() {
                         r.consume(buf.len() as u64);
@@ -126,6 +140,21 @@ impl Store {
 
     pub fn is_disk(&self) -> bool {
         matches!(self, Store::Disk { .. })
+    }
+
+    /// The range map, for a resumable download.
+    pub fn journal(&self) -> Option<&Journal> {
+        match self {
+            Store::Disk { journal, .. } => journal.as_deref(),
+            Store::Memory { .. } => None,
+        }
+    }
+
+    /// Deletes a resumable download's files: they must not be resumed (`why`).
+    pub fn discard(&self, why: &str) {
+        if let Some(j) = self.journal() {
+            j.discard(why);
+        }
     }
 
     /// SHA-1 of the bytes `r` (blocking).
@@ -216,12 +245,18 @@ pub(crate) struct Transfer {
 }
 
 impl Transfer {
-    pub fn new(item: Item, store: Store) -> Transfer {
+    /// A transfer writing to `store`, which may already hold bytes (`on_disk`, a resume).
+    pub fn new(item: Item, store: Store, on_disk: Option<OnDisk>) -> Transfer {
+        let on_disk = on_disk.unwrap_or_else(|| OnDisk {
+            present: RangeSet::new(),
+            hasher: Sha1::new(),
+            hashed_to: 0,
+        });
         Transfer {
             state: Mutex::new(State {
                 gen: 1,
                 store: Arc::new(store),
-                present: RangeSet::new(),
+                present: on_disk.present,
                 requested: RangeSet::new(),
                 served: RangeSet::new(),
                 served_now: RangeSet::new(),
@@ -244,9 +279,9 @@ impl Transfer {
             }),
             hash: Mutex::new(HashState {
                 gen: 1,
-                hasher: Sha1::new(),
-                hashed_to: 0,
-                finished: false,
+                hasher: on_disk.hasher,
+                hashed_to: on_disk.hashed_to,
+                finished: on_disk.hashed_to >= item.size,
             }),
             hash_dirty: AtomicBool::new(false),
             progress: watch::Sender::new(0),
@@ -292,7 +327,7 @@ impl Transfer {
             let b = (g.end - offset) as usize;
             store.write_at(&bytes[a..b], g.start)?;
         }
-        {
+        let whole_parts = {
             let mut st = self
                 .state
                 .lock()
@@ -305,8 +340,16 @@ impl Transfer {
             }
             st.last_progress = Instant::now();
             st.timed_out = None;
-        }
+            store
+                .journal()
+                .map(|j| j.completed(&st.present, &gaps))
+                .unwrap_or_default()
+        };
         self.bump();
+        if let Some(j) = store.journal() {
+            // Parts made whole by this write: synced, then recorded for a resume.
+            j.record(&whole_parts)?;
+        }
         self.advance_hash(
             gen,
             Some(Written {

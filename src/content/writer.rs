@@ -24,6 +24,11 @@
 //! daemon is gone) and is deleted, while one being written by another mount sharing the
 //! cache is left alone. The file system is behind [`PartFs`] so that unit tests can make it
 //! fail (ENOSPC, EIO) on write or on flush.
+//!
+//! A resumable download (see `resume`) uses a writer made with [`PartWriter::keeping`]: its
+//! file is named by the object's SHA-1 alone, may already hold parts (opened with
+//! [`PartFs::open`], which takes the lock or fails with `WouldBlock`), and is *not* deleted
+//! when the writer goes: its range map decides.
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -37,11 +42,19 @@ pub trait PartFile: Send + Sync {
     /// Flushes everything to the disk and returns the file's length as the file system
     /// reports it.
     fn sync_and_len(&self) -> std::io::Result<u64>;
+    /// Flushes the data written so far to the disk (`fdatasync`).
+    fn sync(&self) -> std::io::Result<()> {
+        self.sync_and_len().map(|_| ())
+    }
 }
 
 /// Where `.part` files are created; the real disk, or a failing fake in tests.
 pub trait PartFs: Send + Sync {
+    /// Creates `path` (which must not exist), 0600, locked.
     fn create(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>>;
+    /// Opens the existing `path` for reading and writing and takes its lock; fails with
+    /// `WouldBlock` when a live writer holds it.
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>>;
 }
 
 /// The real file system.
@@ -61,6 +74,23 @@ impl PartFs for DiskFs {
         file.try_lock().map_err(std::io::Error::other)?;
         Ok(Box::new(LockedPart(file)))
     }
+
+    fn open(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        lock_or_would_block(&file)?;
+        Ok(Box::new(LockedPart(file)))
+    }
+}
+
+/// Takes `file`'s exclusive lock, or fails with `WouldBlock` if someone holds it.
+fn lock_or_would_block(file: &std::fs::File) -> std::io::Result<()> {
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => std::io::ErrorKind::WouldBlock.into(),
+        std::fs::TryLockError::Error(e) => e,
+    })
 }
 
 impl PartFile for LockedPart {
@@ -76,12 +106,18 @@ impl PartFile for LockedPart {
         self.0.sync_data()?;
         Ok(self.0.metadata()?.len())
     }
+
+    fn sync(&self) -> std::io::Result<()> {
+        self.0.sync_data()
+    }
 }
 
 pub struct PartWriter {
     part: PathBuf,
     file: Arc<dyn PartFile>,
     published: std::sync::atomic::AtomicBool,
+    /// The file stays when the writer goes (a resumable download's).
+    keep: bool,
 }
 
 impl PartWriter {
@@ -92,7 +128,24 @@ impl PartWriter {
             part,
             file,
             published: false.into(),
+            keep: false,
         })
+    }
+
+    /// A writer of the open (and locked) `file` at `part` that leaves the file in place
+    /// when it goes (a resumable download: its range map decides what becomes of it).
+    pub fn keeping(part: PathBuf, file: Arc<dyn PartFile>) -> PartWriter {
+        PartWriter {
+            part,
+            file,
+            published: false.into(),
+            keep: true,
+        }
+    }
+
+    /// The open file (shared with a resumable download's range map).
+    pub fn file(&self) -> Arc<dyn PartFile> {
+        self.file.clone()
     }
 
     pub fn part(&self) -> &Path {
@@ -130,7 +183,7 @@ impl PartWriter {
 
 impl Drop for PartWriter {
     fn drop(&mut self) {
-        if !self.published.load(std::sync::atomic::Ordering::SeqCst) {
+        if !self.keep && !self.published.load(std::sync::atomic::Ordering::SeqCst) {
             let _ = std::fs::remove_file(&self.part);
         }
     }
@@ -166,13 +219,27 @@ pub(crate) mod failing {
                 .write(true)
                 .create_new(true)
                 .open(path)?;
-            Ok(Box::new(FailingPart {
+            Ok(self.wrap(file))
+        }
+
+        fn open(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)?;
+            Ok(self.wrap(file))
+        }
+    }
+
+    impl FailingFs {
+        fn wrap(&self, file: std::fs::File) -> Box<dyn PartFile> {
+            Box::new(FailingPart {
                 inner: LockedPart(file),
                 budget: self.budget,
                 errno: self.errno,
                 on_flush: self.on_flush,
                 used: self.used.clone(),
-            }))
+            })
         }
     }
 
