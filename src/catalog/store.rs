@@ -64,6 +64,19 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the catalog work was stopped: the daemon is shutting down")]
+    Stopped,
+}
+
+impl StoreError {
+    /// A blocking catalog task that did not finish: its panic goes on, a cancellation (the
+    /// runtime shutting down at unmount) is [`StoreError::Stopped`].
+    pub fn from_join(e: tokio::task::JoinError) -> StoreError {
+        if e.is_panic() {
+            std::panic::resume_unwind(e.into_panic())
+        }
+        StoreError::Stopped
+    }
 }
 
 /// How far an album's listing got.

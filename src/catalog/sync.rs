@@ -193,7 +193,7 @@ impl Syncer {
             f(&mut guard)
         })
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+        .unwrap_or_else(|e| Err(StoreError::from_join(e)))
     }
 
     async fn write<T: Send + 'static>(

@@ -267,7 +267,7 @@ async fn swap(
     let (store, opts2) = (store.clone(), opts.clone());
     let built = tokio::task::spawn_blocking(move || build_view(&store, &opts2))
         .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+        .unwrap_or_else(|e| Err(StoreError::from_join(e)))?;
     let new = Arc::new(built.view);
     save_in_background(snapshot_at, &new, &built.summary, built.stamp, opts);
     let old = live.replace(new.clone());
