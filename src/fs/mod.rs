@@ -255,16 +255,15 @@ fn reply_opened(
     ino: Ino,
     opening: data::Opening,
 ) {
-    let backed = passthrough.reply(
+    // Told before the reply: a program may read the file and close it at once.
+    passthrough.reply(
         reply,
         ino,
         opening.fh,
         FopenFlags::FOPEN_KEEP_CACHE,
         opening.backing.as_deref(),
+        || core.note_passthrough(opening.fh),
     );
-    if backed {
-        core.note_passthrough(opening.fh);
-    }
 }
 
 /// Answers an xattr request of `size` with `data` (a size probe when `size` is 0).
