@@ -334,6 +334,7 @@ async fn attempt(
             (0, size)
         }
     };
+    tracing::trace!(id = %t.item.id, from = at, to = end, "fetching");
     let mut body = download.body;
     let mut buf: Vec<u8> = Vec::with_capacity(PIECE);
     let mut buf_at = at;
@@ -474,6 +475,7 @@ async fn confirm_once(
             .downloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cr = d.partial?;
+        tracing::trace!(id = %t.item.id, ?range, "confirming");
         if cr.start != range.start || cr.end_inclusive + 1 != range.end || cr.total != t.size() {
             return None;
         }

@@ -832,3 +832,21 @@ async fn a_copy_handle_gets_only_verified_bytes() {
     assert_eq!(cache.stats.mismatches.load(Ordering::SeqCst), 1);
     assert_eq!(cache.stats.poisoned.load(Ordering::SeqCst), 0);
 }
+
+/// A copy's handle reads the whole file: its first read waits for the whole file's SHA-1
+/// rather than have its first MiB downloaded a second time to confirm it.
+#[tokio::test]
+async fn a_copy_handle_asks_for_no_confirmation() {
+    let size = 8 << 20;
+    let b = body(25, size);
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(true, Ordering::SeqCst);
+    let (_dir, fake, cache) = setup(fake);
+    let r = streaming(cache.open_item(&it).await.unwrap());
+    r.set_whole_file(true);
+    let head = r.read(0, 65536).await.unwrap();
+    assert!(head == b[..65536]);
+    assert!(cache.is_verified(&it.sha1), "the first read waited");
+    assert_eq!(cache.stats.confirmations.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.sent(), size as u64, "every byte downloaded once");
+}

@@ -165,6 +165,18 @@ impl DataCore {
                 errno::for_content(&e)
             })?;
             let copying = self.prefetcher.opened(ino);
+            let opened = match opened {
+                // A copy reads only verified bytes, so its first read would wait for the
+                // whole file: wait here instead, and hand it the verified object, which
+                // the kernel reads itself (passthrough) at no cost to the daemon.
+                Opened::Streaming(r) if copying && r.wait_verified().await => {
+                    match self.content.open_verified_now(&item) {
+                        Some(f) => Opened::Verified(f),
+                        None => Opened::Streaming(r),
+                    }
+                }
+                o => o,
+            };
             let (source, backing) = match opened {
                 Opened::Verified(f) => (Source::File(f.clone()), Some(f)),
                 Opened::Streaming(r) => {
