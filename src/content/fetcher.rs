@@ -26,6 +26,7 @@ use futures_util::StreamExt;
 use super::retry;
 use super::sched::Urgency;
 use super::transfer::{Phase, Transfer};
+use super::writer::PieceBuf;
 use super::{ContentCache, ContentError};
 use crate::cloud::{CloudError, Resolved};
 
@@ -336,14 +337,12 @@ async fn attempt(
     };
     tracing::trace!(id = %t.item.id, from = at, to = end, "fetching");
     let mut body = download.body;
-    let mut buf: Vec<u8> = Vec::with_capacity(PIECE);
-    let mut buf_at = at;
-    let mut finished = false;
+    let mut pieces = Pieces::new(at);
     loop {
         let next = match patient(cache, t, stall, "receiving the file", body.next()).await {
             Ok(n) => n,
             Err(e) => {
-                write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                pieces.flush(cache, t, gen).await?;
                 return Err(e);
             }
         };
@@ -351,26 +350,25 @@ async fn attempt(
             None => break,
             Some(Err(e)) => {
                 // Keep what arrived: the next try starts after it (with Range).
-                write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                pieces.flush(cache, t, gen).await?;
                 return Err(classify(t, e));
             }
             Some(Ok(chunk)) => {
                 if at + chunk.len() as u64 > end {
                     return Err(TryError::Mismatch(format!(
                         "the service sent more than the {} bytes asked for",
-                        end - buf_at.min(end)
+                        end - pieces.at.min(end)
                     )));
                 }
                 at += chunk.len() as u64;
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= PIECE {
-                    write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
-                    buf_at = at;
+                pieces.buf.extend_from_slice(&chunk);
+                if pieces.buf.len() >= PIECE {
+                    pieces.send(cache, t, gen).await?;
                 }
             }
         }
     }
-    write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+    pieces.flush(cache, t, gen).await?;
     if at != end {
         // A short body is a cut connection, not corrupt content.
         return Err(TryError::Retry(
@@ -382,43 +380,106 @@ async fn attempt(
             false,
         ));
     }
-    Ok(if finished {
+    Ok(if pieces.finished {
         TryEnd::Verify
     } else {
         TryEnd::Complete
     })
 }
 
-/// Writes the gathered piece at `offset` on a blocking thread, then empties `buf`.
-async fn write(
-    cache: &Arc<ContentCache>,
-    t: &Arc<Transfer>,
-    gen: u64,
-    offset: u64,
-    buf: &mut Vec<u8>,
-    finished: &mut bool,
-) -> Result<(), TryError> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let piece = std::mem::replace(buf, Vec::with_capacity(PIECE));
-    let n = piece.len() as u64;
-    let t2 = t.clone();
-    let put = tokio::task::spawn_blocking(move || t2.put(gen, offset, &piece)).await;
-    cache
-        .stats
-        .bytes_downloaded
-        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    match put {
-        Ok(Ok(Some(done))) => {
-            *finished |= done;
-            Ok(())
+/// The pieces of one try: one gathering the body's chunks, and at most one being written
+/// (and hashed) on a blocking thread meanwhile, so that the body is read on while a piece
+/// goes to the disk (a direct write waits for the device). Two buffers, reused.
+struct Pieces {
+    /// Gathering; its bytes go at `at`.
+    buf: PieceBuf,
+    at: u64,
+    spare: PieceBuf,
+    /// The write in flight: its length, and the task giving back its result and buffer.
+    writing: Option<(u64, tokio::task::JoinHandle<(PutResult, PieceBuf)>)>,
+    /// A write let the SHA-1 reach the end of the file.
+    finished: bool,
+}
+
+type PutResult = Result<Option<bool>, std::io::Error>;
+
+impl Pieces {
+    fn new(at: u64) -> Pieces {
+        let mut buf = PieceBuf::new(PIECE + (64 << 10));
+        buf.reset(at);
+        Pieces {
+            buf,
+            at,
+            spare: PieceBuf::default(),
+            writing: None,
+            finished: false,
         }
-        Ok(Ok(None)) => Err(TryError::Stale),
-        Ok(Err(e)) => Err(TryError::Store(e)),
-        Err(e) => Err(TryError::Fatal(ContentError::Internal(format!(
-            "a cache writer thread failed: {e}"
-        )))),
+    }
+
+    /// Hands the gathered piece to a blocking thread, once the one before is written.
+    async fn send(
+        &mut self,
+        cache: &Arc<ContentCache>,
+        t: &Arc<Transfer>,
+        gen: u64,
+    ) -> Result<(), TryError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.wait(cache).await?;
+        let n = self.buf.len() as u64;
+        let next = std::mem::take(&mut self.spare);
+        let piece = std::mem::replace(&mut self.buf, next);
+        let offset = self.at;
+        self.at += n;
+        if self.buf.capacity() == 0 {
+            // The second buffer, on the first piece.
+            self.buf = PieceBuf::new(PIECE + (64 << 10));
+        }
+        self.buf.reset(self.at);
+        let t2 = t.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let put = t2.put(gen, offset, piece.as_slice());
+            (put, piece)
+        });
+        self.writing = Some((n, task));
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any.
+    async fn wait(&mut self, cache: &Arc<ContentCache>) -> Result<(), TryError> {
+        let Some((n, task)) = self.writing.take() else {
+            return Ok(());
+        };
+        let (put, piece) = task.await.map_err(|e| {
+            TryError::Fatal(ContentError::Internal(format!(
+                "a cache writer thread failed: {e}"
+            )))
+        })?;
+        self.spare = piece;
+        cache
+            .stats
+            .bytes_downloaded
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        match put {
+            Ok(Some(done)) => {
+                self.finished |= done;
+                Ok(())
+            }
+            Ok(None) => Err(TryError::Stale),
+            Err(e) => Err(TryError::Store(e)),
+        }
+    }
+
+    /// Writes what was gathered and waits until every piece is written.
+    async fn flush(
+        &mut self,
+        cache: &Arc<ContentCache>,
+        t: &Arc<Transfer>,
+        gen: u64,
+    ) -> Result<(), TryError> {
+        self.send(cache, t, gen).await?;
+        self.wait(cache).await
     }
 }
 
