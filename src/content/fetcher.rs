@@ -2,9 +2,14 @@
 //! whole file), retrying as `retry` says, and writes what arrives into the transfer.
 //!
 //! One try = (the resolved URL, reused, or resolve it) + one `fetch` + the body, while
-//! holding a connection [`Slot`](super::sched::Slot). The body is written in pieces of
-//! [`PIECE`] bytes as it arrives, so a reader waiting on the first bytes of a 241 MiB video
-//! gets them a round trip after the request, not after the whole part.
+//! holding a connection [`Slot`](super::sched::Slot). The body is gathered into pieces
+//! ([`Pieces`]) of [`PIECE`] bytes while a process waits on the job's bytes, so a reader
+//! waiting on the first bytes of a 241 MiB video gets them a round trip after the request,
+//! not after the whole part, and of [`PIECE_AHEAD`] bytes for a prefetch (fewer, larger
+//! writes: daemon CPU per GB of a cold `cp -r` under load, median of 3, 4.04 s at 256 KiB,
+//! 3.65 s at 1 MiB; lan profile 3.70 -> 2.91). Each piece is written (and hashed) on a
+//! blocking thread while the next one arrives; its buffer lies in memory aligned like its
+//! place in the file, so the writer hands its middle to `O_DIRECT` as it is (see `writer`).
 //!
 //! What an answer may be:
 //! - **206** with `Content-Range` starting where asked and the listed total: the server
@@ -30,8 +35,12 @@ use super::writer::PieceBuf;
 use super::{ContentCache, ContentError};
 use crate::cloud::{CloudError, Resolved};
 
-/// Bytes gathered before one write (and one hand-off to a blocking thread).
+/// Bytes gathered before one write (and one hand-off to a blocking thread) while a
+/// process waits on the job's bytes.
 pub const PIECE: usize = 256 << 10;
+/// The same for a job nobody waits on (prefetch): fewer, larger writes (each direct write
+/// is one request to the device).
+pub const PIECE_AHEAD: usize = 1 << 20;
 
 /// How long a resolved download URL is reused (the real service's lifetime is not known,
 /// spec §4.5; the emulator's default is 5 min).
@@ -93,7 +102,6 @@ async fn job(
     urgency: &Arc<Urgency>,
     mut whole: bool,
 ) -> JobEnd {
-    let stall = retry::stall_timeout(cache.io_timeout);
     let mut failures = 0u32;
     loop {
         let start = {
@@ -117,7 +125,7 @@ async fn job(
         };
         let slot = cache.sched.acquire(urgency.clone()).await;
         let present_before = t.lock().map(|s| s.present.len()).unwrap_or(0);
-        let result = attempt(cache, t, gen, start, range, &mut whole, stall).await;
+        let result = attempt(cache, t, gen, start, range, &mut whole, urgency).await;
         drop(slot);
         match result {
             Ok(TryEnd::Complete) => failures = 0,
@@ -248,8 +256,9 @@ async fn attempt(
     start: u64,
     range: &Range<u64>,
     whole: &mut bool,
-    stall: Duration,
+    urgency: &Urgency,
 ) -> Result<TryEnd, TryError> {
+    let stall = retry::stall_timeout(cache.io_timeout);
     let size = t.size();
     let resolved = resolved(cache, t, stall).await?;
     let ask = if *whole || cache.range_support() == Some(false) {
@@ -362,7 +371,12 @@ async fn attempt(
                 }
                 at += chunk.len() as u64;
                 pieces.buf.extend_from_slice(&chunk);
-                if pieces.buf.len() >= PIECE {
+                let piece = if urgency.is_demand() {
+                    PIECE
+                } else {
+                    PIECE_AHEAD
+                };
+                if pieces.buf.len() >= piece {
                     pieces.send(cache, t, gen).await?;
                 }
             }
@@ -405,7 +419,7 @@ type PutResult = Result<Option<bool>, std::io::Error>;
 
 impl Pieces {
     fn new(at: u64) -> Pieces {
-        let mut buf = PieceBuf::new(PIECE + (64 << 10));
+        let mut buf = PieceBuf::new(PIECE_AHEAD + (64 << 10));
         buf.reset(at);
         Pieces {
             buf,
@@ -434,7 +448,7 @@ impl Pieces {
         self.at += n;
         if self.buf.capacity() == 0 {
             // The second buffer, on the first piece.
-            self.buf = PieceBuf::new(PIECE + (64 << 10));
+            self.buf = PieceBuf::new(PIECE_AHEAD + (64 << 10));
         }
         self.buf.reset(self.at);
         let t2 = t.clone();

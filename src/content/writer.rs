@@ -5,7 +5,14 @@
 //! The rule (DESIGN.md §4, "Disk"): every write and every flush is checked, and the SHA-1
 //! that decides is computed over **what was written**, not over what the network sent:
 //!
-//! - each piece is written with `pwrite` (`write_all_at`) on a blocking thread; only after
+//! - each piece is written with `pwrite` (`write_all_at`) on a blocking thread: its
+//!   page-aligned middle with `O_DIRECT` (a second file description of the `.part`),
+//!   straight to the disk, and its unaligned ends through the page cache. Writing 1 GiB
+//!   into the page cache costs 0.7 s of system time on the 2-core test machine when it is
+//!   quiet and over 2 s under load (page allocation, buffer heads, the copy, then the
+//!   flush: `dd`, 1 MiB writes), with `O_DIRECT` 0.3 s. Pieces that land ahead of the hashing frontier go through the page cache, since
+//!   they are read back for the SHA-1 soon; a file system that refuses direct I/O gets
+//!   every byte through the page cache. Only after
 //!   that write succeeded are its bytes counted as present, and only present bytes are fed
 //!   to the SHA-1: the piece at the hashing frontier right after its write, pieces that
 //!   arrived ahead of the frontier read back from the file when the frontier reaches them
