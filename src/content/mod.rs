@@ -218,6 +218,7 @@ pub struct ContentCache {
     max_bytes: u64,
     /// Drops the kernel's cached pages of every inode showing an item (set by `fs`).
     invalidator: OnceLock<Invalidator>,
+    evicted: OnceLock<Box<dyn Fn() + Send + Sync>>,
     pub stats: ContentStats,
 }
 
@@ -279,6 +280,7 @@ impl ContentCache {
             stream_above: config.stream_above,
             max_bytes: config.max_bytes,
             invalidator: OnceLock::new(),
+            evicted: OnceLock::new(),
             stats: ContentStats::default(),
         }))
     }
@@ -286,6 +288,12 @@ impl ContentCache {
     /// Installs what drops the kernel's pages of an item (once; later calls are ignored).
     pub fn set_invalidator(&self, f: Invalidator) {
         let _ = self.invalidator.set(f);
+    }
+
+    /// Installs what is called after an object was evicted (once; later calls are
+    /// ignored): the `fs` layer lets go of the cache files it holds open for later opens.
+    pub fn set_evicted(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.evicted.set(f);
     }
 
     /// Where a verified object lives (whether or not it is there yet).
@@ -547,6 +555,9 @@ impl ContentCache {
             }
         }
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = self.evicted.get() {
+            f();
+        }
     }
 
     /// Evicts until the disk has room for `item` above the floor; reserves that room.

@@ -172,6 +172,15 @@ impl Passthrough {
         }
     }
 
+    /// Drops the backing ids kept for inodes with no open handle (each holds a cache file
+    /// open): called when the cache evicts an object, whose room on the disk comes back
+    /// only once nothing holds it open.
+    pub fn drop_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
     /// Handles the kernel reads directly, now.
     pub fn backed_handles(&self) -> usize {
         self.handles
