@@ -327,3 +327,25 @@ async fn a_copys_open_of_a_file_in_flight_gets_the_verified_object() {
     assert!(o.backing.is_none());
     b.core.release(o.fh);
 }
+
+/// A copy seen starting: the folder's first file read on from its start in the kernel's
+/// large requests (1 MiB, then the rest of a 1.5 MB file) starts the next files before
+/// the copy opens the second one.
+#[tokio::test]
+async fn a_copy_starting_in_large_reads_fetches_ahead_at_once() {
+    let b = bed(&[1_500_000, 100_000, 100_000], true, 4);
+    let o = b.core.open(100).await.unwrap();
+    let mut got = b.core.read(o.fh, 0, 1 << 20).await.unwrap();
+    got.extend(b.core.read(o.fh, 1 << 20, 452_000).await.unwrap());
+    assert!(got == b.bodies[&100]);
+    let mut log = Vec::new();
+    for _ in 0..500 {
+        log = fetched_after(&b.fake, 0).await;
+        if log.contains(&1001) && log.contains(&1002) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(log.contains(&1001) && log.contains(&1002), "{log:?}");
+    b.core.release(o.fh);
+}
