@@ -12,9 +12,7 @@
 //!   quiet and over 2 s under load (page allocation, buffer heads, the copy, then the
 //!   flush: `dd`, 1 MiB writes), with `O_DIRECT` 0.3 s. Pieces that land ahead of the hashing frontier go through the page cache, since
 //!   they are read back for the SHA-1 soon; a file system that refuses direct I/O gets
-//!   every byte through the page cache. The file's blocks are reserved when it is created
-//!   (`fallocate`, keeping its length), so that direct writes of several files at once do
-//!   not interleave them on the disk. Only after
+//!   every byte through the page cache. Only after
 //!   that write succeeded are its bytes counted as present, and only present bytes are fed
 //!   to the SHA-1: the piece at the hashing frontier right after its write, pieces that
 //!   arrived ahead of the frontier read back from the file when the frontier reaches them
