@@ -508,14 +508,10 @@ impl ContentCache {
             size: item.size,
             released: false.into(),
         };
-        let mut reservation = self.make_room(item).await?;
+        let reservation = self.make_room(item).await?;
         let part = self.layout.part_path(&item.sha1);
         let writer = PartWriter::create(&*self.fs, part.clone())
             .map_err(|e| ContentError::io(&part, "create", e))?;
-        if writer.preallocate(item.size) {
-            // The blocks are taken: the free space the file system reports counts them.
-            reservation.consume(item.size);
-        }
         Ok(Store::Disk {
             writer,
             room: Mutex::new(Some(reservation)),

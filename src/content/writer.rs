@@ -47,11 +47,6 @@ pub trait PartFile: Send + Sync {
         self.write_all_at(buf, offset)
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
-    /// Reserves the disk blocks of a file of `len` bytes, keeping its length (a hint);
-    /// whether it did.
-    fn preallocate(&self, _len: u64) -> bool {
-        false
-    }
     /// Flushes everything to the disk and returns the file's length as the file system
     /// reports it.
     fn sync_and_len(&self) -> std::io::Result<u64>;
@@ -178,28 +173,6 @@ impl PartFile for LockedPart {
         self.file.write_all_at(buf, offset)
     }
 
-    /// `fallocate(FALLOC_FL_KEEP_SIZE)`: direct writes allocate blocks as they go, and
-    /// the parts of several files written at once would interleave on the disk (2.2
-    /// extents per file of the bench album instead of 1.2, and warm re-reads from the disk
-    /// 10% slower); reserved up front, a file's blocks are contiguous. The length the file
-    /// system reports still grows with the bytes written only. Ignored where unsupported.
-    fn preallocate(&self, len: u64) -> bool {
-        use std::os::fd::AsRawFd;
-        let Ok(len) = libc::off_t::try_from(len) else {
-            return false;
-        };
-        if len == 0 {
-            return false;
-        }
-        // SAFETY: fallocate on a file descriptor this struct owns; no memory is passed.
-        let rc =
-            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
-        if rc != 0 {
-            tracing::debug!(error = %std::io::Error::last_os_error(), "cannot preallocate a cache file");
-        }
-        rc == 0
-    }
-
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.file.read_exact_at(buf, offset)
     }
@@ -321,12 +294,6 @@ impl PartWriter {
     /// Reads `buf.len()` bytes at `offset` (blocking).
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
         self.file.read_exact_at(buf, offset)
-    }
-
-    /// Reserves the blocks of a file of `len` bytes (a hint; the length stays that of the
-    /// bytes written); whether it did.
-    pub fn preallocate(&self, len: u64) -> bool {
-        self.file.preallocate(len)
     }
 
     /// Flushes the file to the disk and returns its length there (blocking).
@@ -513,21 +480,6 @@ mod tests {
         w.publish(&dir.path().join("obj")).unwrap();
         drop(w);
         assert!(std::fs::read(dir.path().join("obj")).unwrap() == body);
-    }
-
-    /// Blocks reserved up front leave the length to the bytes written: a file cut short
-    /// still shows as short at the end.
-    #[test]
-    fn preallocating_keeps_the_length_of_what_was_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let w = PartWriter::create(&DiskFs, dir.path().join("x.part")).unwrap();
-        w.preallocate(3_000_000);
-        assert_eq!(std::fs::metadata(w.part()).unwrap().len(), 0);
-        let body = vec![9u8; 1_000_000];
-        w.write_at(&body, 0, false).unwrap();
-        assert_eq!(w.finish().unwrap(), 1_000_000, "a short file is seen short");
-        w.write_at(&body, 2_000_000, false).unwrap();
-        assert_eq!(w.finish().unwrap(), 3_000_000);
     }
 
     #[test]
