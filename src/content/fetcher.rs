@@ -2,9 +2,14 @@
 //! whole file), retrying as `retry` says, and writes what arrives into the transfer.
 //!
 //! One try = (the resolved URL, reused, or resolve it) + one `fetch` + the body, while
-//! holding a connection [`Slot`](super::sched::Slot). The body is written in pieces of
-//! [`PIECE`] bytes as it arrives, so a reader waiting on the first bytes of a 241 MiB video
-//! gets them a round trip after the request, not after the whole part.
+//! holding a connection [`Slot`](super::sched::Slot). The body is gathered into pieces
+//! ([`Pieces`]) of [`PIECE`] bytes while a process waits on the job's bytes, so a reader
+//! waiting on the first bytes of a 241 MiB video gets them a round trip after the request,
+//! not after the whole part, and of [`PIECE_AHEAD`] bytes for a prefetch (fewer, larger
+//! writes: daemon CPU per GB of a cold `cp -r` under load, median of 3, 4.04 s at 256 KiB,
+//! 3.65 s at 1 MiB; lan profile 3.70 -> 2.91). Each piece is written (and hashed) on a
+//! blocking thread while the next one arrives; its buffer lies in memory aligned like its
+//! place in the file, so the writer hands its middle to `O_DIRECT` as it is (see `writer`).
 //!
 //! What an answer may be:
 //! - **206** with `Content-Range` starting where asked and the listed total: the server
@@ -26,11 +31,16 @@ use futures_util::StreamExt;
 use super::retry;
 use super::sched::Urgency;
 use super::transfer::{Phase, Transfer};
+use super::writer::PieceBuf;
 use super::{ContentCache, ContentError};
 use crate::cloud::{CloudError, Resolved};
 
-/// Bytes gathered before one write (and one hand-off to a blocking thread).
+/// Bytes gathered before one write (and one hand-off to a blocking thread) while a
+/// process waits on the job's bytes.
 pub const PIECE: usize = 256 << 10;
+/// The same for a job nobody waits on (prefetch): fewer, larger writes (each direct write
+/// is one request to the device).
+pub const PIECE_AHEAD: usize = 1 << 20;
 
 /// How long a resolved download URL is reused (the real service's lifetime is not known,
 /// spec §4.5; the emulator's default is 5 min).
@@ -92,7 +102,6 @@ async fn job(
     urgency: &Arc<Urgency>,
     mut whole: bool,
 ) -> JobEnd {
-    let stall = retry::stall_timeout(cache.io_timeout);
     let mut failures = 0u32;
     loop {
         let start = {
@@ -116,7 +125,7 @@ async fn job(
         };
         let slot = cache.sched.acquire(urgency.clone()).await;
         let present_before = t.lock().map(|s| s.present.len()).unwrap_or(0);
-        let result = attempt(cache, t, gen, start, range, &mut whole, stall).await;
+        let result = attempt(cache, t, gen, start, range, &mut whole, urgency).await;
         drop(slot);
         match result {
             Ok(TryEnd::Complete) => failures = 0,
@@ -247,8 +256,9 @@ async fn attempt(
     start: u64,
     range: &Range<u64>,
     whole: &mut bool,
-    stall: Duration,
+    urgency: &Urgency,
 ) -> Result<TryEnd, TryError> {
+    let stall = retry::stall_timeout(cache.io_timeout);
     let size = t.size();
     let resolved = resolved(cache, t, stall).await?;
     let ask = if *whole || cache.range_support() == Some(false) {
@@ -334,15 +344,14 @@ async fn attempt(
             (0, size)
         }
     };
+    tracing::trace!(id = %t.item.id, from = at, to = end, "fetching");
     let mut body = download.body;
-    let mut buf: Vec<u8> = Vec::with_capacity(PIECE);
-    let mut buf_at = at;
-    let mut finished = false;
+    let mut pieces = Pieces::new(at);
     loop {
         let next = match patient(cache, t, stall, "receiving the file", body.next()).await {
             Ok(n) => n,
             Err(e) => {
-                write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                pieces.flush(cache, t, gen).await?;
                 return Err(e);
             }
         };
@@ -350,26 +359,30 @@ async fn attempt(
             None => break,
             Some(Err(e)) => {
                 // Keep what arrived: the next try starts after it (with Range).
-                write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+                pieces.flush(cache, t, gen).await?;
                 return Err(classify(t, e));
             }
             Some(Ok(chunk)) => {
                 if at + chunk.len() as u64 > end {
                     return Err(TryError::Mismatch(format!(
                         "the service sent more than the {} bytes asked for",
-                        end - buf_at.min(end)
+                        end - pieces.at.min(end)
                     )));
                 }
                 at += chunk.len() as u64;
-                buf.extend_from_slice(&chunk);
-                if buf.len() >= PIECE {
-                    write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
-                    buf_at = at;
+                pieces.buf.extend_from_slice(&chunk);
+                let piece = if urgency.is_demand() {
+                    PIECE
+                } else {
+                    PIECE_AHEAD
+                };
+                if pieces.buf.len() >= piece {
+                    pieces.send(cache, t, gen).await?;
                 }
             }
         }
     }
-    write(cache, t, gen, buf_at, &mut buf, &mut finished).await?;
+    pieces.flush(cache, t, gen).await?;
     if at != end {
         // A short body is a cut connection, not corrupt content.
         return Err(TryError::Retry(
@@ -381,43 +394,106 @@ async fn attempt(
             false,
         ));
     }
-    Ok(if finished {
+    Ok(if pieces.finished {
         TryEnd::Verify
     } else {
         TryEnd::Complete
     })
 }
 
-/// Writes the gathered piece at `offset` on a blocking thread, then empties `buf`.
-async fn write(
-    cache: &Arc<ContentCache>,
-    t: &Arc<Transfer>,
-    gen: u64,
-    offset: u64,
-    buf: &mut Vec<u8>,
-    finished: &mut bool,
-) -> Result<(), TryError> {
-    if buf.is_empty() {
-        return Ok(());
-    }
-    let piece = std::mem::replace(buf, Vec::with_capacity(PIECE));
-    let n = piece.len() as u64;
-    let t2 = t.clone();
-    let put = tokio::task::spawn_blocking(move || t2.put(gen, offset, &piece)).await;
-    cache
-        .stats
-        .bytes_downloaded
-        .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-    match put {
-        Ok(Ok(Some(done))) => {
-            *finished |= done;
-            Ok(())
+/// The pieces of one try: one gathering the body's chunks, and at most one being written
+/// (and hashed) on a blocking thread meanwhile, so that the body is read on while a piece
+/// goes to the disk (a direct write waits for the device). Two buffers, reused.
+struct Pieces {
+    /// Gathering; its bytes go at `at`.
+    buf: PieceBuf,
+    at: u64,
+    spare: PieceBuf,
+    /// The write in flight: its length, and the task giving back its result and buffer.
+    writing: Option<(u64, tokio::task::JoinHandle<(PutResult, PieceBuf)>)>,
+    /// A write let the SHA-1 reach the end of the file.
+    finished: bool,
+}
+
+type PutResult = Result<Option<bool>, std::io::Error>;
+
+impl Pieces {
+    fn new(at: u64) -> Pieces {
+        let mut buf = PieceBuf::new(PIECE_AHEAD + (64 << 10));
+        buf.reset(at);
+        Pieces {
+            buf,
+            at,
+            spare: PieceBuf::default(),
+            writing: None,
+            finished: false,
         }
-        Ok(Ok(None)) => Err(TryError::Stale),
-        Ok(Err(e)) => Err(TryError::Store(e)),
-        Err(e) => Err(TryError::Fatal(ContentError::Internal(format!(
-            "a cache writer thread failed: {e}"
-        )))),
+    }
+
+    /// Hands the gathered piece to a blocking thread, once the one before is written.
+    async fn send(
+        &mut self,
+        cache: &Arc<ContentCache>,
+        t: &Arc<Transfer>,
+        gen: u64,
+    ) -> Result<(), TryError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        self.wait(cache).await?;
+        let n = self.buf.len() as u64;
+        let next = std::mem::take(&mut self.spare);
+        let piece = std::mem::replace(&mut self.buf, next);
+        let offset = self.at;
+        self.at += n;
+        if self.buf.capacity() == 0 {
+            // The second buffer, on the first piece.
+            self.buf = PieceBuf::new(PIECE_AHEAD + (64 << 10));
+        }
+        self.buf.reset(self.at);
+        let t2 = t.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let put = t2.put(gen, offset, piece.as_slice());
+            (put, piece)
+        });
+        self.writing = Some((n, task));
+        Ok(())
+    }
+
+    /// Waits for the write in flight, if any.
+    async fn wait(&mut self, cache: &Arc<ContentCache>) -> Result<(), TryError> {
+        let Some((n, task)) = self.writing.take() else {
+            return Ok(());
+        };
+        let (put, piece) = task.await.map_err(|e| {
+            TryError::Fatal(ContentError::Internal(format!(
+                "a cache writer thread failed: {e}"
+            )))
+        })?;
+        self.spare = piece;
+        cache
+            .stats
+            .bytes_downloaded
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        match put {
+            Ok(Some(done)) => {
+                self.finished |= done;
+                Ok(())
+            }
+            Ok(None) => Err(TryError::Stale),
+            Err(e) => Err(TryError::Store(e)),
+        }
+    }
+
+    /// Writes what was gathered and waits until every piece is written.
+    async fn flush(
+        &mut self,
+        cache: &Arc<ContentCache>,
+        t: &Arc<Transfer>,
+        gen: u64,
+    ) -> Result<(), TryError> {
+        self.send(cache, t, gen).await?;
+        self.wait(cache).await
     }
 }
 
@@ -474,6 +550,7 @@ async fn confirm_once(
             .downloads
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let cr = d.partial?;
+        tracing::trace!(id = %t.item.id, ?range, "confirming");
         if cr.start != range.start || cr.end_inclusive + 1 != range.end || cr.total != t.size() {
             return None;
         }

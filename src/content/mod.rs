@@ -242,6 +242,7 @@ pub struct ContentCache {
     max_bytes: u64,
     /// Drops the kernel's cached pages of every inode showing an item (set by `fs`).
     invalidator: OnceLock<Invalidator>,
+    evicted: OnceLock<Box<dyn Fn() + Send + Sync>>,
     pub stats: ContentStats,
 }
 
@@ -318,6 +319,7 @@ impl ContentCache {
             stream_above: config.stream_above,
             max_bytes: config.max_bytes,
             invalidator: OnceLock::new(),
+            evicted: OnceLock::new(),
             stats: ContentStats::default(),
         }))
     }
@@ -325,6 +327,12 @@ impl ContentCache {
     /// Installs what drops the kernel's pages of an item (once; later calls are ignored).
     pub fn set_invalidator(&self, f: Invalidator) {
         let _ = self.invalidator.set(f);
+    }
+
+    /// Installs what is called after an object was evicted (once; later calls are
+    /// ignored): the `fs` layer lets go of the cache files it holds open for later opens.
+    pub fn set_evicted(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.evicted.set(f);
     }
 
     /// Where a verified object lives (whether or not it is there yet).
@@ -721,6 +729,9 @@ impl ContentCache {
             }
         }
         self.stats.evictions.fetch_add(1, Ordering::Relaxed);
+        if let Some(f) = self.evicted.get() {
+            f();
+        }
     }
 
     /// Evicts until the disk has room for `need` more bytes of `item` above the floor;
@@ -1326,8 +1337,11 @@ impl ContentCache {
         // The read-ahead is asked for after the read's own bytes (so that they go first).
         let mut ahead = Some(ahead).filter(|a| !a.is_empty());
         // Verified bytes only (but for a confirmed first read): small files, and any file
-        // a copy tool reads in a folder it copies.
-        let verified_only = size <= self.stream_above || r.whole_file.load(Ordering::Relaxed);
+        // a copy tool reads in a folder it copies. A copy reads the whole file, so its
+        // first read waits for the whole file too: confirming it would download its first
+        // MiB twice (a quarter more bytes on a camera roll of 4 MB photos) for nothing.
+        let copying = r.whole_file.load(Ordering::Relaxed);
+        let verified_only = size <= self.stream_above || copying;
         let confirm_range = want.start..want.end.next_multiple_of(MIN_REQUEST).min(size);
         let mut rx = t.progress.subscribe();
         let started = Instant::now();
@@ -1358,7 +1372,8 @@ impl ContentCache {
                         if verified_only {
                             let confirmed = st.confirmed.contains(&want);
                             // Confirming a whole file would cost what waiting for it does.
-                            let may_confirm = (first || st.confirm_requested.contains(&want))
+                            let may_confirm = !copying
+                                && (first || st.confirm_requested.contains(&want))
                                 && confirm_range != (0..size)
                                 && self.range_support() != Some(false)
                                 && !st.confirm_failed.overlaps(&want);
@@ -1435,6 +1450,38 @@ impl ContentCache {
 }
 
 impl ContentCache {
+    /// Waits until the file of `r` is verified, asking for all of it: `true` once it is
+    /// (open the object), `false` if it failed, was poisoned for this reader, or no byte
+    /// came for `--io-timeout` (the reader's own reads then say why, and time out as
+    /// usual). See [`Reader::wait_verified`].
+    async fn wait_verified(self: &Arc<Self>, r: &Reader) -> bool {
+        let t = &r.t;
+        let mut rx = t.progress.subscribe();
+        let started = Instant::now();
+        loop {
+            let last_progress = {
+                let Ok(st) = t.lock() else { return false };
+                if st.poisoned_upto.is_some_and(|p| r.opened_gen <= p) {
+                    return false;
+                }
+                match &st.phase {
+                    Phase::Done => return true,
+                    Phase::Failed(_) => return false,
+                    Phase::Fetching => {}
+                }
+                rx.borrow_and_update();
+                st.last_progress
+            };
+            // Asked again at every wake, as a read does (a new generation needs new jobs).
+            self.want(t, 0..t.size(), Want::Demand);
+            if started.max(last_progress).elapsed() >= self.io_timeout {
+                return false;
+            }
+            let check = (self.io_timeout / 4).max(Duration::from_millis(100));
+            let _ = tokio::time::timeout(check, rx.changed()).await;
+        }
+    }
+
     fn timed_out(&self, t: &Transfer, st: &transfer::State, waited: Duration) -> ContentError {
         self.stats.timeouts.fetch_add(1, Ordering::Relaxed);
         ContentError::TimedOut {
@@ -1466,6 +1513,15 @@ impl Reader {
     /// not yet handed out, which returns once the whole file matched its SHA-1.
     pub async fn read(&self, offset: u64, len: u32) -> Result<Vec<u8>, ContentError> {
         self.cache.read(self, offset, len).await
+    }
+
+    /// Waits until the whole file is verified (asking for every byte now): `true` when it
+    /// is, and [`ContentCache::open_item`] then gives the verified object. For a copy's
+    /// open: its reads wait for the whole file anyway, and a verified object is read by
+    /// the kernel (passthrough), not by the daemon. `false`: read through this reader,
+    /// whose reads report the failure or the timeout.
+    pub async fn wait_verified(&self) -> bool {
+        self.cache.wait_verified(self).await
     }
 
     pub fn item(&self) -> &Item {

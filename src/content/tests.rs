@@ -995,7 +995,7 @@ async fn a_resume_with_every_part_on_disk_fetches_nothing() {
         let mut present = RangeSet::new();
         for (k, part) in b.chunks(CHUNK as usize).enumerate() {
             let at = k as u64 * CHUNK;
-            r.writer.write_at(part, at).unwrap();
+            r.writer.write_at(part, at, false).unwrap();
             r.journal.wrote(at, part);
             present.insert(at..at + part.len() as u64);
             let written = at..at + part.len() as u64;
@@ -1086,4 +1086,22 @@ async fn resumable_parts_count_under_the_cap_and_are_evicted_when_room_is_needed
     assert!(partial_is_empty(&dir));
     assert_eq!(cache.index.partial_bytes(), 0);
     assert_eq!(cache.stats.evictions.load(Ordering::SeqCst), 1);
+}
+
+/// A copy's handle reads the whole file: its first read waits for the whole file's SHA-1
+/// rather than have its first MiB downloaded a second time to confirm it.
+#[tokio::test]
+async fn a_copy_handle_asks_for_no_confirmation() {
+    let size = 8 << 20;
+    let b = body(25, size);
+    let (fake, it) = one_item_fake(&b);
+    fake.range.store(true, Ordering::SeqCst);
+    let (_dir, fake, cache) = setup(fake);
+    let r = streaming(cache.open_item(&it).await.unwrap());
+    r.set_whole_file(true);
+    let head = r.read(0, 65536).await.unwrap();
+    assert!(head == b[..65536]);
+    assert!(cache.is_verified(&it.sha1), "the first read waited");
+    assert_eq!(cache.stats.confirmations.load(Ordering::SeqCst), 0);
+    assert_eq!(fake.sent(), size as u64, "every byte downloaded once");
 }

@@ -84,8 +84,9 @@ impl Drop for CapHold {
 }
 
 impl Store {
-    /// Writes `buf` at `offset` (blocking).
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+    /// Writes `buf` at `offset` (blocking). `read_back`: the bytes lie ahead of the hashing
+    /// frontier and will be read back for it (see [`PartWriter::write_at`]).
+    pub fn write_at(&self, buf: &[u8], offset: u64, read_back: bool) -> std::io::Result<()> {
         match self {
             Store::Disk {
                 writer,
@@ -93,7 +94,7 @@ impl Store {
                 journal,
                 ..
             } => {
-                writer.write_at(buf, offset)?;
+                writer.write_at(buf, offset, read_back)?;
                 if let Some(j) = journal {
                     j.wrote(offset, buf);
                 }
@@ -312,7 +313,7 @@ impl Transfer {
     /// piece belongs to a generation that is gone.
     pub fn put(&self, gen: u64, offset: u64, bytes: &[u8]) -> Result<Option<bool>, std::io::Error> {
         let end = offset + bytes.len() as u64;
-        let (store, gaps) = {
+        let (store, gaps, frontier) = {
             let st = self
                 .state
                 .lock()
@@ -320,12 +321,17 @@ impl Transfer {
             if st.gen != gen || !matches!(st.phase, Phase::Fetching) {
                 return Ok(None);
             }
-            (st.store.clone(), st.present.gaps(offset..end))
+            (
+                st.store.clone(),
+                st.present.gaps(offset..end),
+                st.present.run_end(0),
+            )
         };
         for g in &gaps {
             let a = (g.start - offset) as usize;
             let b = (g.end - offset) as usize;
-            store.write_at(&bytes[a..b], g.start)?;
+            // Bytes past the run from 0 are hashed later, read back from the store.
+            store.write_at(&bytes[a..b], g.start, g.start > frontier)?;
         }
         let whole_parts = {
             let mut st = self

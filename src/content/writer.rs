@@ -5,7 +5,14 @@
 //! The rule (DESIGN.md §4, "Disk"): every write and every flush is checked, and the SHA-1
 //! that decides is computed over **what was written**, not over what the network sent:
 //!
-//! - each piece is written with `pwrite` (`write_all_at`) on a blocking thread; only after
+//! - each piece is written with `pwrite` (`write_all_at`) on a blocking thread: its
+//!   page-aligned middle with `O_DIRECT` (a second file description of the `.part`),
+//!   straight to the disk, and its unaligned ends through the page cache. Writing 1 GiB
+//!   into the page cache costs 0.7 s of system time on the 2-core test machine when it is
+//!   quiet and over 2 s under load (page allocation, buffer heads, the copy, then the
+//!   flush: `dd`, 1 MiB writes), with `O_DIRECT` 0.3 s. Pieces that land ahead of the hashing frontier go through the page cache, since
+//!   they are read back for the SHA-1 soon; a file system that refuses direct I/O gets
+//!   every byte through the page cache. Only after
 //!   that write succeeded are its bytes counted as present, and only present bytes are fed
 //!   to the SHA-1: the piece at the hashing frontier right after its write, pieces that
 //!   arrived ahead of the frontier read back from the file when the frontier reaches them
@@ -32,12 +39,18 @@
 
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// One `.part` file being written. Methods take `&self`: pieces are written concurrently
 /// at distinct offsets (`pwrite` needs no shared cursor).
 pub trait PartFile: Send + Sync {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()>;
+    /// Writes bytes that will be read back soon (they arrived ahead of the hashing
+    /// frontier): through the page cache, never direct.
+    fn write_cached_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.write_all_at(buf, offset)
+    }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
     /// Flushes everything to the disk and returns the file's length as the file system
     /// reports it.
@@ -60,7 +73,92 @@ pub trait PartFs: Send + Sync {
 /// The real file system.
 pub struct DiskFs;
 
-struct LockedPart(std::fs::File);
+/// The alignment (of file offsets, lengths and memory) that `O_DIRECT` writes keep: the
+/// page size, a multiple of every common disk's logical block.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// A `.part` file: `file` (read-write, buffered) holds the lock and takes every read and
+/// the unaligned ends of writes; `direct`, the same file opened again with `O_DIRECT`, takes
+/// the aligned middle of each write when the file system allows it.
+struct LockedPart {
+    file: std::fs::File,
+    direct: Option<std::fs::File>,
+    /// Cleared when the file system refuses a direct write (EINVAL): buffered from then on.
+    direct_ok: AtomicBool,
+}
+
+impl LockedPart {
+    fn new(file: std::fs::File, direct: bool) -> LockedPart {
+        let direct = direct.then(|| reopen_direct(&file)).flatten();
+        LockedPart {
+            file,
+            direct_ok: AtomicBool::new(direct.is_some()),
+            direct,
+        }
+    }
+
+    /// Writes the aligned middle of `buf` with `O_DIRECT` and the rest buffered; `false`
+    /// (nothing written) when there is no aligned middle worth it or the memory is not
+    /// aligned like the file.
+    fn write_direct(&self, buf: &[u8], offset: u64) -> std::io::Result<bool> {
+        let Some(direct) = self
+            .direct
+            .as_ref()
+            .filter(|_| self.direct_ok.load(Ordering::Relaxed))
+        else {
+            return Ok(false);
+        };
+        let align = DIRECT_ALIGN as u64;
+        let end = offset + buf.len() as u64;
+        let (s, e) = (offset.next_multiple_of(align), end / align * align);
+        if e <= s || e - s < MIN_DIRECT {
+            return Ok(false);
+        }
+        let (a, b) = ((s - offset) as usize, (e - offset) as usize);
+        if buf[a..].as_ptr().align_offset(DIRECT_ALIGN) != 0 {
+            return Ok(false);
+        }
+        self.file.write_all_at(&buf[..a], offset)?;
+        let mut done = a;
+        while done < b {
+            match direct.write_at(&buf[done..b], offset + done as u64) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    done += n;
+                    if done % DIRECT_ALIGN != 0 {
+                        // A short write off the alignment: the rest goes buffered.
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    // This file system takes no direct write like this one.
+                    self.direct_ok.store(false, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "O_DIRECT writes refused; writing through the page cache");
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.file.write_all_at(&buf[done..], offset + done as u64)?;
+        Ok(true)
+    }
+}
+
+/// Direct writes shorter than this go buffered (a write of the end of a body).
+const MIN_DIRECT: u64 = 64 << 10;
+
+/// The file behind `file` opened again, write-only, with `O_DIRECT` (its own file
+/// description, so the buffered one keeps its flags); `None` where that fails (a file
+/// system without direct I/O, no /proc).
+fn reopen_direct(file: &std::fs::File) -> Option<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .ok()
+}
 
 impl PartFs for DiskFs {
     fn create(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
@@ -72,7 +170,7 @@ impl PartFs for DiskFs {
             .open(path)?;
         // A fresh file nobody else has: the lock is ours.
         file.try_lock().map_err(std::io::Error::other)?;
-        Ok(Box::new(LockedPart(file)))
+        Ok(Box::new(LockedPart::new(file, true)))
     }
 
     fn open(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
@@ -81,7 +179,7 @@ impl PartFs for DiskFs {
             .write(true)
             .open(path)?;
         lock_or_would_block(&file)?;
-        Ok(Box::new(LockedPart(file)))
+        Ok(Box::new(LockedPart::new(file, true)))
     }
 }
 
@@ -95,20 +193,104 @@ fn lock_or_would_block(file: &std::fs::File) -> std::io::Result<()> {
 
 impl PartFile for LockedPart {
     fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.0.write_all_at(buf, offset)
+        if !self.write_direct(buf, offset)? {
+            self.file.write_all_at(buf, offset)?;
+        }
+        Ok(())
+    }
+
+    fn write_cached_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.file.write_all_at(buf, offset)
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
-        self.0.read_exact_at(buf, offset)
+        self.file.read_exact_at(buf, offset)
     }
 
     fn sync_and_len(&self) -> std::io::Result<u64> {
-        self.0.sync_data()?;
-        Ok(self.0.metadata()?.len())
+        self.file.sync_data()?;
+        Ok(self.file.metadata()?.len())
     }
 
     fn sync(&self) -> std::io::Result<()> {
-        self.0.sync_data()
+        self.file.sync_data()
+    }
+}
+
+/// A piece of a body being gathered for one write, kept in memory at the same alignment
+/// as its place in the file (byte `offset` at an address ≡ `offset` mod
+/// [`DIRECT_ALIGN`]), so that the writer can hand its aligned middle to `O_DIRECT` without
+/// another copy. Reused from piece to piece (no allocation per piece).
+pub struct PieceBuf {
+    raw: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl Default for PieceBuf {
+    /// An empty buffer holding no memory (it allocates when given bytes).
+    fn default() -> PieceBuf {
+        PieceBuf {
+            raw: Vec::new(),
+            start: 0,
+            len: 0,
+        }
+    }
+}
+
+impl PieceBuf {
+    /// A buffer for pieces of about `cap` bytes (it grows if given more).
+    pub fn new(cap: usize) -> PieceBuf {
+        PieceBuf {
+            raw: vec![0; cap + 2 * DIRECT_ALIGN],
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// Empties the buffer for bytes that go at `offset` of the file.
+    pub fn reset(&mut self, offset: u64) {
+        let base = self.raw.as_ptr().align_offset(DIRECT_ALIGN);
+        let base = if base < DIRECT_ALIGN { base } else { 0 };
+        self.start = base + (offset % DIRECT_ALIGN as u64) as usize;
+        self.len = 0;
+    }
+
+    pub fn extend_from_slice(&mut self, bytes: &[u8]) {
+        let need = self.start + self.len + bytes.len();
+        if need > self.raw.len() {
+            // A new allocation has its own alignment: move the bytes to match it.
+            let mut raw = vec![0; need + need / 2 + 2 * DIRECT_ALIGN];
+            let base = raw.as_ptr().align_offset(DIRECT_ALIGN);
+            let base = if base < DIRECT_ALIGN { base } else { 0 };
+            let phase = (self.raw.as_ptr() as usize).wrapping_add(self.start) % DIRECT_ALIGN;
+            let start = base + phase;
+            raw[start..start + self.len].copy_from_slice(self.as_slice());
+            self.raw = raw;
+            self.start = start;
+        }
+        let at = self.start + self.len;
+        self.raw[at..at + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    pub fn as_slice(&self) -> &[u8] {
+        self.raw
+            .get(self.start..self.start + self.len)
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The memory it holds (0 for a default one).
+    pub fn capacity(&self) -> usize {
+        self.raw.len()
     }
 }
 
@@ -152,9 +334,14 @@ impl PartWriter {
         &self.part
     }
 
-    /// Writes `buf` at `offset` (blocking: call from a blocking thread).
-    pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
-        self.file.write_all_at(buf, offset)
+    /// Writes `buf` at `offset` (blocking: call from a blocking thread). `read_back`: the
+    /// bytes will be read back soon (for hashing), so they go through the page cache.
+    pub fn write_at(&self, buf: &[u8], offset: u64, read_back: bool) -> std::io::Result<()> {
+        if read_back {
+            self.file.write_cached_at(buf, offset)
+        } else {
+            self.file.write_all_at(buf, offset)
+        }
     }
 
     /// Reads `buf.len()` bytes at `offset` (blocking).
@@ -234,7 +421,7 @@ pub(crate) mod failing {
     impl FailingFs {
         fn wrap(&self, file: std::fs::File) -> Box<dyn PartFile> {
             Box::new(FailingPart {
-                inner: LockedPart(file),
+                inner: LockedPart::new(file, false),
                 budget: self.budget,
                 errno: self.errno,
                 on_flush: self.on_flush,
@@ -287,7 +474,7 @@ mod tests {
             .collect();
         pieces.reverse();
         for (off, piece) in pieces {
-            w.write_at(piece, off as u64).unwrap();
+            w.write_at(piece, off as u64, false).unwrap();
         }
         assert_eq!(w.finish().unwrap(), body.len() as u64);
         let mut back = vec![0u8; 10];
@@ -304,6 +491,65 @@ mod tests {
     }
 
     #[test]
+    fn a_piece_lies_in_memory_aligned_like_its_place_in_the_file() {
+        let body: Vec<u8> = (0..700_000u32).map(|i| (i % 241) as u8).collect();
+        let mut buf = PieceBuf::new(100_000);
+        for offset in [0u64, 4096, 1000, 8191, 12_345_678] {
+            buf.reset(offset);
+            // Grows past its first size: the bytes move, the alignment holds.
+            for c in body.chunks(30_000) {
+                buf.extend_from_slice(c);
+                let addr = buf.as_slice().as_ptr() as usize;
+                assert_eq!(addr % DIRECT_ALIGN, (offset % DIRECT_ALIGN as u64) as usize);
+            }
+            assert!(buf.as_slice() == &body[..]);
+            assert_eq!(buf.len(), body.len());
+        }
+        let mut empty = PieceBuf::default();
+        assert_eq!(empty.capacity(), 0);
+        empty.reset(5);
+        empty.extend_from_slice(&body[..10]);
+        assert_eq!(empty.as_slice(), &body[..10]);
+    }
+
+    /// Pieces at aligned and unaligned offsets, some read back soon: the aligned middles go
+    /// with O_DIRECT (where the file system takes it), the rest through the page cache, and
+    /// every byte lands where it belongs.
+    #[test]
+    fn direct_and_cached_writes_land_where_they_belong() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("x.part");
+        let w = PartWriter::create(&DiskFs, part.clone()).unwrap();
+        let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        // Out of order, of odd sizes, one short of a page, one read back soon.
+        let pieces = [
+            (1_000_000, 1_500_000, false),
+            (0, 262_144, false),
+            (262_144, 300_001, false),
+            (300_001, 1_000_000, true),
+            (2_500_000, 3_000_000, false),
+            (1_500_000, 1_504_095, false),
+            (1_504_095, 2_500_000, false),
+        ];
+        let mut buf = PieceBuf::new(1 << 20);
+        for (a, b, read_back) in pieces {
+            buf.reset(a as u64);
+            buf.extend_from_slice(&body[a..b]);
+            w.write_at(buf.as_slice(), a as u64, read_back).unwrap();
+        }
+        // From memory not aligned like the file: written all the same.
+        let unaligned = body[10..70_000].to_vec();
+        w.write_at(&unaligned, 10, false).unwrap();
+        assert_eq!(w.finish().unwrap(), body.len() as u64);
+        let mut back = vec![0u8; body.len()];
+        w.read_at(&mut back, 0).unwrap();
+        assert!(back == body);
+        w.publish(&dir.path().join("obj")).unwrap();
+        drop(w);
+        assert!(std::fs::read(dir.path().join("obj")).unwrap() == body);
+    }
+
+    #[test]
     fn a_failed_write_is_reported_and_the_part_removed() {
         for errno in [libc::ENOSPC, libc::EIO] {
             let dir = tempfile::tempdir().unwrap();
@@ -317,7 +563,7 @@ mod tests {
             let w = PartWriter::create(&fs, part.clone()).unwrap();
             let mut failed = None;
             for (i, chunk) in vec![7u8; 3_000_000].chunks(64 << 10).enumerate() {
-                if let Err(e) = w.write_at(chunk, (i * (64 << 10)) as u64) {
+                if let Err(e) = w.write_at(chunk, (i * (64 << 10)) as u64, false) {
                     failed = Some(e);
                     break;
                 }

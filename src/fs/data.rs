@@ -62,6 +62,8 @@ struct Handle {
     reached_end: AtomicBool,
     /// Its reads went from the start past the first MiB (told the prefetcher once).
     read_on: AtomicBool,
+    /// The furthest end of its reads so far.
+    reached: AtomicU64,
     /// Set at release: reads still waiting (the kernel's readahead) give up, so that a
     /// closed handle keeps no download going.
     released: tokio::sync::watch::Sender<bool>,
@@ -165,6 +167,18 @@ impl DataCore {
                 errno::for_content(&e)
             })?;
             let copying = self.prefetcher.opened(ino);
+            let opened = match opened {
+                // A copy reads only verified bytes, so its first read would wait for the
+                // whole file: wait here instead, and hand it the verified object, which
+                // the kernel reads itself (passthrough) at no cost to the daemon.
+                Opened::Streaming(r) if copying && r.wait_verified().await => {
+                    match self.content.open_verified_now(&item) {
+                        Some(f) => Opened::Verified(f),
+                        None => Opened::Streaming(r),
+                    }
+                }
+                o => o,
+            };
             let (source, backing) = match opened {
                 Opened::Verified(f) => (Source::File(f.clone()), Some(f)),
                 Opened::Streaming(r) => {
@@ -211,6 +225,7 @@ impl DataCore {
             id,
             reached_end: AtomicBool::new(false),
             read_on: AtomicBool::new(false),
+            reached: AtomicU64::new(0),
             released: tokio::sync::watch::Sender::new(false),
         });
         if let Ok(mut m) = self.handles.lock() {
@@ -231,9 +246,15 @@ impl DataCore {
         if offset.saturating_add(u64::from(size)) >= handle.size {
             handle.reached_end.store(true, Ordering::Relaxed);
         }
+        // Where the reads so far reached: a read that starts there goes on (the kernel may
+        // read 1 MiB at a time, so the second read of a small file starts past
+        // READ_ON + its size).
+        let reached = handle
+            .reached
+            .fetch_max(offset.saturating_add(u64::from(size)), Ordering::Relaxed);
         if handle.id.is_some()
             && offset >= READ_ON
-            && offset <= READ_ON + u64::from(size)
+            && (offset <= READ_ON + u64::from(size) || offset <= reached)
             && !handle.read_on.swap(true, Ordering::Relaxed)
         {
             self.prefetcher.reading_on(handle.ino);

@@ -124,10 +124,15 @@ impl GalleryFs {
         let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
         let cap = content.max_bytes();
         let tree = Arc::new(viewtree::ViewTree(live.clone()));
+        let passthrough = Arc::new(Passthrough::new());
+        // An idle backing id holds its object's file open: an evicted object would keep
+        // its room on the cache disk for as long as it stays registered.
+        let pt = passthrough.clone();
+        content.set_evicted(Box::new(move || pt.drop_idle()));
         GalleryFs {
             live,
             core: Arc::new(DataCore::new(tree, content, cap, rt.clone())),
-            passthrough: Arc::new(Passthrough::new()),
+            passthrough,
             rt,
             uid,
             gid,
@@ -255,16 +260,15 @@ fn reply_opened(
     ino: Ino,
     opening: data::Opening,
 ) {
-    let backed = passthrough.reply(
+    // Told before the reply: a program may read the file and close it at once.
+    passthrough.reply(
         reply,
         ino,
         opening.fh,
         FopenFlags::FOPEN_KEEP_CACHE,
         opening.backing.as_deref(),
+        || core.note_passthrough(opening.fh),
     );
-    if backed {
-        core.note_passthrough(opening.fh);
-    }
 }
 
 /// Answers an xattr request of `size` with `data` (a size probe when `size` is 0).

@@ -78,6 +78,9 @@ impl Passthrough {
 
     /// Replies to an open of `ino` as handle `fh`: through the kernel with `backing` when
     /// allowed, else the plain way with `flags`. Returns whether the handle is backed.
+    /// `on_backed` runs before the reply goes out when the handle is backed: once the
+    /// kernel has the reply, the program may read the file and close it (and the kernel
+    /// release the handle) before this returns.
     pub fn reply(
         &self,
         reply: ReplyOpen,
@@ -85,22 +88,20 @@ impl Passthrough {
         fh: u64,
         flags: FopenFlags,
         backing: Option<&std::fs::File>,
+        on_backed: impl FnOnce(),
     ) -> bool {
         let Ok(mut inodes) = self.inodes.lock() else {
             reply.opened(FileHandle(fh), flags);
             return false;
         };
-        let direct = FopenFlags::FOPEN_NOFLUSH;
-        let backed = match inodes.get_mut(&ino) {
+        let id = match inodes.get_mut(&ino) {
             Some(Mode::Backed(id, n)) => {
                 *n += 1;
-                reply.opened_passthrough(FileHandle(fh), direct, id);
-                true
+                Some(id.clone())
             }
             Some(Mode::Cached(n)) => {
                 *n += 1;
-                reply.opened(FileHandle(fh), flags);
-                false
+                None
             }
             None => match backing.filter(|_| self.enabled()) {
                 Some(file) => match self
@@ -112,30 +113,39 @@ impl Passthrough {
                     .unwrap_or_else(|| reply.open_backing(file).map(Arc::new))
                 {
                     Ok(id) => {
-                        reply.opened_passthrough(FileHandle(fh), direct, &id);
-                        inodes.insert(ino, Mode::Backed(id, 1));
-                        true
+                        inodes.insert(ino, Mode::Backed(id.clone(), 1));
+                        Some(id)
                     }
                     Err(e) => {
                         if self.enabled.swap(false, Ordering::SeqCst) {
                             tracing::warn!(error = %e, "FUSE passthrough refused by the kernel (it needs CAP_SYS_ADMIN); cached files are read through the daemon");
                         }
-                        reply.opened(FileHandle(fh), flags);
                         inodes.insert(ino, Mode::Cached(1));
-                        false
+                        None
                     }
                 },
                 None => {
-                    reply.opened(FileHandle(fh), flags);
                     inodes.insert(ino, Mode::Cached(1));
-                    false
+                    None
                 }
             },
         };
+        drop(inodes);
+        // Noted before the reply: the kernel may release the handle as soon as it has it.
         if let Ok(mut h) = self.handles.lock() {
-            h.insert(fh, (ino, backed));
+            h.insert(fh, (ino, id.is_some()));
         }
-        backed
+        match id {
+            Some(id) => {
+                on_backed();
+                reply.opened_passthrough(FileHandle(fh), FopenFlags::FOPEN_NOFLUSH, &id);
+                true
+            }
+            None => {
+                reply.opened(FileHandle(fh), flags);
+                false
+            }
+        }
     }
 
     /// A handle was closed.
@@ -159,6 +169,15 @@ impl Passthrough {
                     }
                 }
             }
+        }
+    }
+
+    /// Drops the backing ids kept for inodes with no open handle (each holds a cache file
+    /// open): called when the cache evicts an object, whose room on the disk comes back
+    /// only once nothing holds it open.
+    pub fn drop_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
         }
     }
 

@@ -166,6 +166,13 @@ impl Prefetcher {
                 }
             }
             fo.leases.remove(&ino);
+            tracing::trace!(
+                ino,
+                at = ?fo.orders.iter().map(|o| o.pos[&ino]).collect::<Vec<_>>(),
+                finished = ?fo.orders.iter().map(|o| o.finished).collect::<Vec<_>>(),
+                ?followed,
+                "prefetch: opened"
+            );
             let Some(k) = followed else {
                 // No order is followed: release everything fetched ahead.
                 fo.leases.clear();
@@ -213,6 +220,7 @@ impl Prefetcher {
 
     /// A handle that had read `ino` to its end was closed.
     pub fn finished(self: &Arc<Self>, ino: Ino) {
+        tracing::trace!(ino, "prefetch: finished");
         self.with_folder(ino, |fo| {
             for order in &mut fo.orders {
                 let at = order.pos[&ino];

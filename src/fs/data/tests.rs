@@ -299,3 +299,53 @@ async fn a_body_damaged_every_time_fails_the_copy_with_eio() {
     b.fake.corrupt_always.store(true, Ordering::SeqCst);
     assert_eq!(cp(&b.core, 100).await.unwrap_err(), Errno::EIO);
 }
+
+/// In a folder being copied, a file still downloading when the copy opens it is opened
+/// once verified, as the verified object (which the kernel reads itself, passthrough):
+/// the copy's reads would have waited for the whole file anyway.
+#[tokio::test]
+async fn a_copys_open_of_a_file_in_flight_gets_the_verified_object() {
+    let sizes = vec![100_000, 100_000, 4 << 20, 100_000];
+    let b = bed(&sizes, true, 4);
+    b.fake.chunk_delay_us.store(20_000, Ordering::SeqCst);
+    assert!(cp(&b.core, 100).await.unwrap() == b.bodies[&100]);
+    assert!(cp(&b.core, 101).await.unwrap() == b.bodies[&101]);
+    let sha1 = b.core.tree.item(102).unwrap().sha1;
+    assert!(
+        !b.core.content().is_verified(&sha1),
+        "the 4 MiB file takes over a second to arrive"
+    );
+    let o = b.core.open(102).await.unwrap();
+    assert!(b.core.content().is_verified(&sha1));
+    assert!(o.backing.is_some(), "the verified object, for passthrough");
+    b.core.release(o.fh);
+    assert!(cp(&b.core, 102).await.unwrap() == b.bodies[&102]);
+    // A reader that is not copying still streams.
+    let b = bed(&[4 << 20], true, 4);
+    b.fake.chunk_delay_us.store(20_000, Ordering::SeqCst);
+    let o = b.core.open(100).await.unwrap();
+    assert!(o.backing.is_none());
+    b.core.release(o.fh);
+}
+
+/// A copy seen starting: the folder's first file read on from its start in the kernel's
+/// large requests (1 MiB, then the rest of a 1.5 MB file) starts the next files before
+/// the copy opens the second one.
+#[tokio::test]
+async fn a_copy_starting_in_large_reads_fetches_ahead_at_once() {
+    let b = bed(&[1_500_000, 100_000, 100_000], true, 4);
+    let o = b.core.open(100).await.unwrap();
+    let mut got = b.core.read(o.fh, 0, 1 << 20).await.unwrap();
+    got.extend(b.core.read(o.fh, 1 << 20, 452_000).await.unwrap());
+    assert!(got == b.bodies[&100]);
+    let mut log = Vec::new();
+    for _ in 0..500 {
+        log = fetched_after(&b.fake, 0).await;
+        if log.contains(&1001) && log.contains(&1002) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(log.contains(&1001) && log.contains(&1002), "{log:?}");
+    b.core.release(o.fh);
+}
