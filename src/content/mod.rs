@@ -491,9 +491,7 @@ impl ContentCache {
         item: &Item,
         ahead: bool,
     ) -> Result<Option<Arc<Transfer>>, ContentError> {
-        if let Some(t) = self.find_transfer(item) {
-            return Ok(Some(t));
-        }
+        // One creation at a time per file; the one behind the gate finds the transfer made.
         let gate = self
             .starting
             .lock()
