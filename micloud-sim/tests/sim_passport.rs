@@ -256,12 +256,15 @@ async fn fetch_captcha(h: &SimHandle, captcha_url: &str) -> (String, String) {
     (ick, code)
 }
 
+/// `serviceLoginAuth2` as `user` with `pw`, answering a captcha with `code` (its `ick` is in
+/// `cookie`).
+async fn auth2_captcha(h: &SimHandle, user: &str, pw: &str, code: &str, cookie: &str) -> Value {
+    auth2(h, user, pw, &[("captCode", code)], cookie).await.1
+}
+
 /// `serviceLoginAuth2` as account 222 (password `pw222`) answering captcha `ick` with `code`.
 async fn answer_captcha(h: &SimHandle, code: &str, ick: &str) -> Value {
-    let cookie = format!("ick={ick}");
-    auth2(h, "222", "pw222", &[("captCode", code)], &cookie)
-        .await
-        .1
+    auth2_captcha(h, "222", "pw222", code, &format!("ick={ick}")).await
 }
 
 #[tokio::test]
@@ -808,24 +811,10 @@ async fn today_the_first_password_attempt_meets_a_captcha_even_with_a_wrong_pass
     let (_, v) = auth2(&h, "222", "pw", &[("captCode", "00000")], "ick=nope").await;
     assert_eq!(v["code"], 87001, "{v}");
     let (ick, code) = solve_captcha(&h, v["captchaUrl"].as_str().unwrap()).await;
-    let (_, v) = auth2(
-        &h,
-        "222",
-        "bad",
-        &[("captCode", &code)],
-        &format!("ick={ick}"),
-    )
-    .await;
+    let v = auth2_captcha(&h, "222", "bad", &code, &format!("ick={ick}")).await;
     assert_eq!(v["code"], 70016, "{v}");
     let (ick, code) = solve_captcha(&h, "/pass/getCode?icodeType=login").await;
-    let (_, v) = auth2(
-        &h,
-        "222",
-        "pw",
-        &[("captCode", &code)],
-        &format!("ick={ick}"),
-    )
-    .await;
+    let v = auth2_captcha(&h, "222", "pw", &code, &format!("ick={ick}")).await;
     assert_eq!(v["code"], 0, "{v}");
     assert!(sts(v["location"].as_str().unwrap()).await.is_some());
 }
@@ -833,11 +822,11 @@ async fn today_the_first_password_attempt_meets_a_captcha_even_with_a_wrong_pass
 /// Password + captcha on today's passport up to its `notificationUrl`.
 async fn today_to_identity(h: &SimHandle, user: &str, device: &str) -> String {
     let (ick, code) = solve_captcha(h, "/pass/getCode?icodeType=login").await;
-    let (_, v) = auth2(
+    let v = auth2_captcha(
         h,
         user,
         "pw",
-        &[("captCode", &code)],
+        &code,
         &format!("ick={ick}; deviceId={device}"),
     )
     .await;

@@ -223,16 +223,8 @@ fn start(plan: &DaemonPlan, pipe: Option<&std::fs::File>) -> Result<Started, Str
     };
     let snapshot_at = crate::catalog::snapshot_path(&plan.catalog_path());
     super::snapshot::remove_leftovers(&snapshot_at);
-    let (view, summary) = if warm {
-        live::warm_view(&store, &view_opts, &snapshot_at)
-    } else {
-        live::build_view(&store, &view_opts).map(|built| {
-            let view = Arc::new(built.view);
-            live::save_in_background(&snapshot_at, &view, &built.summary, built.stamp, &view_opts);
-            (view, built.summary)
-        })
-    }
-    .map_err(|e| e.to_string())?;
+    let (view, summary) =
+        live::initial_view(&store, &view_opts, &snapshot_at, warm).map_err(|e| e.to_string())?;
     let live_view = LiveView::new(view);
     let status = Arc::new(StatusWriter {
         cache_dir: plan.cache_dir.clone(),

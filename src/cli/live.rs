@@ -25,14 +25,14 @@ use crate::view::{View, ViewOptions};
 
 /// A tree built from the catalog, with what the mount says of it and the catalog state it
 /// shows.
-pub(crate) struct Built {
-    pub view: View,
-    pub summary: Summary,
-    pub stamp: Stamp,
+struct Built {
+    view: View,
+    summary: Summary,
+    stamp: Stamp,
 }
 
 /// Builds the tree from the catalog and records the names and inodes it handed out.
-pub(crate) fn build_view(store: &Mutex<Store>, opts: &ViewOptions) -> Result<Built, StoreError> {
+fn build_view(store: &Mutex<Store>, opts: &ViewOptions) -> Result<Built, StoreError> {
     let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
     let t0 = std::time::Instant::now();
     let catalog = Catalog::load(&store)?;
@@ -79,23 +79,36 @@ pub(crate) fn build_view(store: &Mutex<Store>, opts: &ViewOptions) -> Result<Bui
     })
 }
 
-/// The tree of a warm start: the snapshot when it is of the catalog as it is now, else a
-/// build (whose snapshot is then written in the background, off the mount's path).
-pub(crate) fn warm_view(
+/// The tree to serve at the start of a mount: on a warm start the snapshot, when it is of
+/// the catalog as it is now; else a build, whose snapshot is then written in the background
+/// (off the mount's path).
+pub(crate) fn initial_view(
+    store: &Mutex<Store>,
+    opts: &ViewOptions,
+    snapshot_at: &std::path::Path,
+    warm: bool,
+) -> Result<(Arc<View>, Summary), StoreError> {
+    if warm {
+        let t0 = std::time::Instant::now();
+        let stamp = store.lock().unwrap_or_else(|p| p.into_inner()).stamp()?;
+        if let Some((view, summary)) = snapshot::load(snapshot_at, stamp, opts) {
+            tracing::info!(
+                nodes = view.node_count(),
+                ms = t0.elapsed().as_millis() as u64,
+                "tree read from its snapshot"
+            );
+            return Ok((Arc::new(view), summary));
+        }
+    }
+    build_and_save(store, opts, snapshot_at)
+}
+
+/// Builds the tree ([`build_view`]) and writes its snapshot in the background.
+fn build_and_save(
     store: &Mutex<Store>,
     opts: &ViewOptions,
     snapshot_at: &std::path::Path,
 ) -> Result<(Arc<View>, Summary), StoreError> {
-    let t0 = std::time::Instant::now();
-    let stamp = store.lock().unwrap_or_else(|p| p.into_inner()).stamp()?;
-    if let Some((view, summary)) = snapshot::load(snapshot_at, stamp, opts) {
-        tracing::info!(
-            nodes = view.node_count(),
-            ms = t0.elapsed().as_millis() as u64,
-            "tree read from its snapshot"
-        );
-        return Ok((Arc::new(view), summary));
-    }
     let built = build_view(store, opts)?;
     let view = Arc::new(built.view);
     save_in_background(snapshot_at, &view, &built.summary, built.stamp, opts);
@@ -115,7 +128,7 @@ pub(crate) fn wait_for_snapshots() {
 }
 
 /// Writes the snapshot of `view` on a thread of its own.
-pub(crate) fn save_in_background(
+fn save_in_background(
     path: &std::path::Path,
     view: &Arc<View>,
     summary: &Summary,
@@ -264,12 +277,10 @@ async fn swap(
     opts: &ViewOptions,
     snapshot_at: &std::path::Path,
 ) -> Result<usize, StoreError> {
-    let (store, opts2) = (store.clone(), opts.clone());
-    let built = tokio::task::spawn_blocking(move || build_view(&store, &opts2))
+    let (store, opts, at) = (store.clone(), opts.clone(), snapshot_at.to_path_buf());
+    let (new, _) = tokio::task::spawn_blocking(move || build_and_save(&store, &opts, &at))
         .await
         .unwrap_or_else(|e| Err(StoreError::from_join(e)))?;
-    let new = Arc::new(built.view);
-    save_in_background(snapshot_at, &new, &built.summary, built.stamp, opts);
     let old = live.replace(new.clone());
     let notifier = notifier.clone();
     let n = tokio::task::spawn_blocking(move || crate::fs::invalidate(&notifier, &old, &new))
