@@ -413,4 +413,5 @@ row("1 MiB mid-video read: MiB asked of server", f"{f(mid_mib):.1f} MiB", "", f"
 row("daemon peak RSS", f"{max(int(hwm1), int(hwm2))} MiB", "", "")
 gb = 2 * trip / 1e9
 row("daemon CPU per GB copied (cold cp + rsync)", f"{(f(cp_cpu)+f(rs_cpu))/gb:.2f} s/GB", "", "<= 2")
+row("  cold cp -r alone / cold rsync -a alone", f"{f(cp_cpu)/(gb/2):.2f} / {f(rs_cpu)/(gb/2):.2f}", "", "")
 PY

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use super::pool::PiecePool;
 use super::retry;
 use super::sched::Urgency;
 use super::transfer::{Phase, Transfer};
@@ -41,6 +42,9 @@ pub const PIECE: usize = 256 << 10;
 /// The same for a job nobody waits on (prefetch): fewer, larger writes (each direct write
 /// is one request to the device).
 pub const PIECE_AHEAD: usize = 1 << 20;
+/// The size of a piece buffer: a piece plus the largest chunk a body gives at once, so a
+/// piece never makes its buffer grow.
+pub const PIECE_BUF: usize = PIECE_AHEAD + (64 << 10);
 
 /// How long a resolved download URL is reused (the real service's lifetime is not known,
 /// spec §4.5; the emulator's default is 5 min).
@@ -346,7 +350,7 @@ async fn attempt(
     };
     tracing::trace!(id = %t.item.id, from = at, to = end, "fetching");
     let mut body = download.body;
-    let mut pieces = Pieces::new(at);
+    let mut pieces = Pieces::new(at, &cache.pieces);
     loop {
         let next = match patient(cache, t, stall, "receiving the file", body.next()).await {
             Ok(n) => n,
@@ -403,8 +407,10 @@ async fn attempt(
 
 /// The pieces of one try: one gathering the body's chunks, and at most one being written
 /// (and hashed) on a blocking thread meanwhile, so that the body is read on while a piece
-/// goes to the disk (a direct write waits for the device). Two buffers, reused.
-struct Pieces {
+/// goes to the disk (a direct write waits for the device). Two buffers, from the cache's
+/// pool and given back to it.
+struct Pieces<'a> {
+    pool: &'a PiecePool,
     /// Gathering; its bytes go at `at`.
     buf: PieceBuf,
     at: u64,
@@ -417,11 +423,12 @@ struct Pieces {
 
 type PutResult = Result<Option<bool>, std::io::Error>;
 
-impl Pieces {
-    fn new(at: u64) -> Pieces {
-        let mut buf = PieceBuf::new(PIECE_AHEAD + (64 << 10));
+impl<'a> Pieces<'a> {
+    fn new(at: u64, pool: &'a PiecePool) -> Pieces<'a> {
+        let mut buf = pool.take();
         buf.reset(at);
         Pieces {
+            pool,
             buf,
             at,
             spare: PieceBuf::default(),
@@ -448,7 +455,7 @@ impl Pieces {
         self.at += n;
         if self.buf.capacity() == 0 {
             // The second buffer, on the first piece.
-            self.buf = PieceBuf::new(PIECE_AHEAD + (64 << 10));
+            self.buf = self.pool.take();
         }
         self.buf.reset(self.at);
         let t2 = t.clone();
@@ -494,6 +501,14 @@ impl Pieces {
     ) -> Result<(), TryError> {
         self.send(cache, t, gen).await?;
         self.wait(cache).await
+    }
+}
+
+impl Drop for Pieces<'_> {
+    fn drop(&mut self) {
+        // A buffer still with a write in flight goes with that task.
+        self.pool.give(std::mem::take(&mut self.buf));
+        self.pool.give(std::mem::take(&mut self.spare));
     }
 }
 

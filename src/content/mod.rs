@@ -67,6 +67,7 @@ mod fetcher;
 mod index;
 pub mod layout;
 mod partmap;
+mod pool;
 pub mod rangeset;
 mod resume;
 pub mod retry;
@@ -219,6 +220,8 @@ pub struct ContentCache {
     fs: Arc<dyn PartFs>,
     room: Room,
     sched: Arc<Scheduler>,
+    /// Piece buffers of download jobs, reused (see `pool`).
+    pieces: pool::PiecePool,
     /// Objects verified on disk in this daemon's life; also the single-flight point of the
     /// first-serve check.
     ready: moka::future::Cache<Sha1Digest, ()>,
@@ -307,6 +310,10 @@ impl ContentCache {
             api,
             fs,
             sched: Scheduler::new(config.max_connections),
+            pieces: pool::PiecePool::new(
+                fetcher::PIECE_BUF,
+                pool::PER_CONNECTION * config.max_connections,
+            ),
             ready: moka::future::Cache::new(1_000_000),
             memory: Arc::new(Semaphore::new(kib)),
             memory_budget: config.memory_budget,

@@ -242,10 +242,15 @@ impl PieceBuf {
     /// A buffer for pieces of about `cap` bytes (it grows if given more).
     pub fn new(cap: usize) -> PieceBuf {
         PieceBuf {
-            raw: vec![0; cap + 2 * DIRECT_ALIGN],
+            raw: vec![0; Self::new_capacity(cap)],
             start: 0,
             len: 0,
         }
+    }
+
+    /// The memory [`PieceBuf::new`] allocates for pieces of `cap` bytes (room to align).
+    pub fn new_capacity(cap: usize) -> usize {
+        cap + 2 * DIRECT_ALIGN
     }
 
     /// Empties the buffer for bytes that go at `offset` of the file.
