@@ -17,13 +17,14 @@
 //! - A part counts as on disk only once its bytes are durable: when the last byte of a part
 //!   is written, the part's digest (XXH3-128, [`super::partmap::PartDigest`]) is taken
 //!   (computed as its bytes were written when they came in order, as a part's own request
-//!   sends them; read back from the file otherwise), the
-//!   data file is `fdatasync`ed, and only then is the part's record appended to the map.
+//!   sends them; read back from the file otherwise), the data file is `fdatasync`ed, and
+//!   only then is the part's record appended to the map.
 //!   A crash between the two loses the record, never the order.
 //! - On resume every recorded part is read back and hashed; a part that does not match its
 //!   record (or cannot be read) is dropped, logged with why, and fetched again. A torn or
 //!   damaged map loses the damaged records only ([`super::partmap`]); a map whose header is
-//!   damaged or describes another download is not used at all. The map is then rewritten
+//!   damaged, of another format version (an older build's) or describes another download is
+//!   not used at all. The map is then rewritten
 //!   with the parts that passed (written aside, synced, renamed over the old one).
 //! - The whole file's SHA-1 is still the verdict: the streaming hasher is sequential, so a
 //!   resume feeds it the parts before the first hole as it re-reads them, and the bytes
@@ -46,10 +47,9 @@
 //! SHA-1 per part of format version 1 ran at 1.66 GB/s with the CPU's SHA extensions,
 //! 0.60 core-s per GB: a large download's hashing went from two SHA-1 passes (1.2 core-s
 //! per GB) to one plus XXH3's 0.1 (about 0.7 core-s per GB; [`super::partmap`] has the
-//! figures). A resume reads and
-//! hashes what is on disk once (2 GB of a half-fetched 4 GB video: a few seconds, mostly
-//! the SHA-1 and the disk, before the first read of that file returns), which also brings
-//! the whole-file SHA-1 up to the first hole.
+//! figures). A resume reads and hashes what is on disk once (2 GB of a half-fetched 4 GB
+//! video: a few seconds, mostly the SHA-1 and the disk, before the first read of that file
+//! returns), which also brings the whole-file SHA-1 up to the first hole.
 
 use std::io::Write;
 use std::ops::Range;
