@@ -6,7 +6,8 @@
 //!   SHA-1, and the emulator's count of bytes served shows the second mount moved only the
 //!   rest (asserted on bytes, not time);
 //! - the same with a clean unmount, and a byte of a kept part flipped on disk between the
-//!   mounts: still the right SHA-1 (that part is fetched again, and the log says why);
+//!   mounts: still the right SHA-1 (that part fails its XXH3-128 in the map, is fetched
+//!   again, and the log says why);
 //! - `cache check` lists the resumable download and `--repair` keeps it.
 //!
 //! (Videos above 64 MiB stream to a reader that is not copying a folder, so `head` gets its
@@ -221,6 +222,8 @@ fn a_kept_part_damaged_between_mounts_is_fetched_again_and_the_file_is_right() {
         log.contains("a part of a resumable download is damaged on disk"),
         "{log}"
     );
+    // Found by the part's digest in the map, not by a failed read.
+    assert!(log.contains("its XXH3-128 is"), "{log}");
     // The damaged part (4 MiB) is fetched again, the rest of the head is not.
     assert!(moved >= 4 * MIB, "moved {moved}");
     assert!(
