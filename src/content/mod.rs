@@ -221,7 +221,7 @@ pub struct ContentCache {
     room: Room,
     sched: Arc<Scheduler>,
     /// Piece buffers of download jobs, reused (see `pool`).
-    pieces: pool::PiecePool,
+    pieces: Arc<pool::PiecePool>,
     /// Objects verified on disk in this daemon's life; also the single-flight point of the
     /// first-serve check.
     ready: moka::future::Cache<Sha1Digest, ()>,
@@ -310,10 +310,10 @@ impl ContentCache {
             api,
             fs,
             sched: Scheduler::new(config.max_connections),
-            pieces: pool::PiecePool::new(
+            pieces: Arc::new(pool::PiecePool::new(
                 fetcher::PIECE_BUF,
                 pool::PER_CONNECTION * config.max_connections,
-            ),
+            )),
             ready: moka::future::Cache::new(1_000_000),
             memory: Arc::new(Semaphore::new(kib)),
             memory_budget: config.memory_budget,
@@ -543,7 +543,12 @@ impl ContentCache {
         } else {
             self.new_store(item, true).await?
         };
-        let t = Arc::new(Transfer::new(item.clone(), store, on_disk));
+        let t = Arc::new(Transfer::new(
+            item.clone(),
+            store,
+            on_disk,
+            self.pieces.clone(),
+        ));
         {
             let mut map = self.transfers.lock().map_err(|_| {
                 ContentError::Internal("the transfer registry's lock was poisoned".into())

@@ -1,5 +1,6 @@
 //! `PiecePool`: the aligned piece buffers of download jobs ([`PieceBuf`], about 1 MiB
-//! each, two per job), kept between jobs instead of allocated for each one.
+//! each, two per job) and of the hasher's direct read-backs, kept between uses instead of
+//! allocated for each one.
 //!
 //! Why: a job lives for one range of one file (a photo, or a 4–16 MiB part of a video), so
 //! a cold `cp -r` of a 230 MB album starts a hundred or more of them. A fresh 1 MiB buffer

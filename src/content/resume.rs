@@ -549,7 +549,7 @@ mod tests {
         }
         for p in pieces {
             let bytes = &s.body[p.start as usize..p.end as usize];
-            r.writer.write_at(bytes, p.start, false).unwrap();
+            r.writer.write_at(bytes, p.start).unwrap();
             r.journal.wrote(p.start, bytes);
             present.insert(p.clone());
             let done = r.journal.completed(present, std::slice::from_ref(&p));

@@ -995,7 +995,7 @@ async fn a_resume_with_every_part_on_disk_fetches_nothing() {
         let mut present = RangeSet::new();
         for (k, part) in b.chunks(CHUNK as usize).enumerate() {
             let at = k as u64 * CHUNK;
-            r.writer.write_at(part, at, false).unwrap();
+            r.writer.write_at(part, at).unwrap();
             r.journal.wrote(at, part);
             present.insert(at..at + part.len() as u64);
             let written = at..at + part.len() as u64;

@@ -33,11 +33,12 @@ use sha1::{Digest, Sha1};
 use tokio::sync::{watch, OwnedSemaphorePermit};
 use tokio::task::AbortHandle;
 
+use super::pool::PiecePool;
 use super::rangeset::RangeSet;
 use super::resume::{Journal, OnDisk};
 use super::sched::Urgency;
 use super::space::Reservation;
-use super::writer::PartWriter;
+use super::writer::{PartWriter, PieceBuf};
 use super::ContentError;
 use crate::cloud::Resolved;
 use crate::model::{Item, Sha1Digest};
@@ -84,9 +85,8 @@ impl Drop for CapHold {
 }
 
 impl Store {
-    /// Writes `buf` at `offset` (blocking). `read_back`: the bytes lie ahead of the hashing
-    /// frontier and will be read back for it (see [`PartWriter::write_at`]).
-    pub fn write_at(&self, buf: &[u8], offset: u64, read_back: bool) -> std::io::Result<()> {
+    /// Writes `buf` at `offset` (blocking).
+    pub fn write_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
         match self {
             Store::Disk {
                 writer,
@@ -94,7 +94,7 @@ impl Store {
                 journal,
                 ..
             } => {
-                writer.write_at(buf, offset, read_back)?;
+                writer.write_at(buf, offset)?;
                 if let Some(j) = journal {
                     j.wrote(offset, buf);
                 }
@@ -116,6 +116,24 @@ impl Store {
                     .ok_or_else(|| std::io::Error::other("a write past the end of the file"))?;
                 mem[start..end].copy_from_slice(buf);
                 Ok(())
+            }
+        }
+    }
+
+    /// The `len` bytes at `offset`, for the hasher (blocking): from the disk itself when it
+    /// can ([`PartWriter::read_back`]), in `scratch`.
+    pub fn read_back<'a>(
+        &self,
+        offset: u64,
+        len: usize,
+        scratch: &'a mut PieceBuf,
+    ) -> std::io::Result<&'a [u8]> {
+        match self {
+            Store::Disk { writer, .. } => writer.read_back(offset, len, scratch),
+            Store::Memory { .. } => {
+                let region = &mut scratch.aligned_mut(len)[..len];
+                self.read_at(region, offset)?;
+                Ok(region)
             }
         }
     }
@@ -243,11 +261,18 @@ pub(crate) struct Transfer {
     pub interest: AtomicUsize,
     /// The download URL, reused by every job until it is refused or old.
     pub resolved: tokio::sync::Mutex<Option<Resolved>>,
+    /// Where the hasher's read-back buffer comes from (the jobs' piece buffers).
+    pieces: Arc<PiecePool>,
 }
 
 impl Transfer {
     /// A transfer writing to `store`, which may already hold bytes (`on_disk`, a resume).
-    pub fn new(item: Item, store: Store, on_disk: Option<OnDisk>) -> Transfer {
+    pub fn new(
+        item: Item,
+        store: Store,
+        on_disk: Option<OnDisk>,
+        pieces: Arc<PiecePool>,
+    ) -> Transfer {
         let on_disk = on_disk.unwrap_or_else(|| OnDisk {
             present: RangeSet::new(),
             hasher: Sha1::new(),
@@ -288,6 +313,7 @@ impl Transfer {
             progress: watch::Sender::new(0),
             interest: AtomicUsize::new(0),
             resolved: tokio::sync::Mutex::new(None),
+            pieces,
             item,
         }
     }
@@ -313,7 +339,7 @@ impl Transfer {
     /// piece belongs to a generation that is gone.
     pub fn put(&self, gen: u64, offset: u64, bytes: &[u8]) -> Result<Option<bool>, std::io::Error> {
         let end = offset + bytes.len() as u64;
-        let (store, gaps, frontier) = {
+        let (store, gaps) = {
             let st = self
                 .state
                 .lock()
@@ -321,17 +347,13 @@ impl Transfer {
             if st.gen != gen || !matches!(st.phase, Phase::Fetching) {
                 return Ok(None);
             }
-            (
-                st.store.clone(),
-                st.present.gaps(offset..end),
-                st.present.run_end(0),
-            )
+            (st.store.clone(), st.present.gaps(offset..end))
         };
         for g in &gaps {
             let a = (g.start - offset) as usize;
             let b = (g.end - offset) as usize;
-            // Bytes past the run from 0 are hashed later, read back from the store.
-            store.write_at(&bytes[a..b], g.start, g.start > frontier)?;
+            // Bytes past the run from 0 are hashed later, read back from the disk.
+            store.write_at(&bytes[a..b], g.start)?;
         }
         let whole_parts = {
             let mut st = self
@@ -394,7 +416,7 @@ impl Transfer {
                     }
                     (st.store.clone(), st.present.run_end(h.hashed_to))
                 };
-                let mut buf = Vec::new();
+                let mut scratch: Option<PieceBuf> = None;
                 while h.hashed_to < frontier {
                     let at = h.hashed_to;
                     if let Some(w) = &own {
@@ -414,10 +436,22 @@ impl Transfer {
                         .unwrap_or(frontier)
                         .min(frontier);
                     let n = ((next_own - at) as usize).min(READ_BACK);
-                    buf.resize(n, 0);
-                    store.read_at(&mut buf[..n], at)?;
-                    h.hasher.update(&buf[..n]);
+                    let buf = scratch.get_or_insert_with(|| self.pieces.take());
+                    let bytes = store.read_back(at, n, buf);
+                    let bytes = match bytes {
+                        Ok(b) => b,
+                        Err(e) => {
+                            if let Some(b) = scratch.take() {
+                                self.pieces.give(b);
+                            }
+                            return Err(e);
+                        }
+                    };
+                    h.hasher.update(bytes);
                     h.hashed_to += n as u64;
+                }
+                if let Some(b) = scratch.take() {
+                    self.pieces.give(b);
                 }
                 if h.hashed_to >= self.item.size {
                     h.finished = true;
