@@ -130,11 +130,7 @@ impl Store {
     ) -> std::io::Result<&'a [u8]> {
         match self {
             Store::Disk { writer, .. } => writer.read_back(offset, len, scratch),
-            Store::Memory { .. } => {
-                let region = &mut scratch.aligned_mut(len)[..len];
-                self.read_at(region, offset)?;
-                Ok(region)
-            }
+            Store::Memory { .. } => scratch.fill(len, |region| self.read_at(region, offset)),
         }
     }
 

@@ -133,30 +133,44 @@ impl LockedPart {
             return Ok(false);
         }
         self.file.write_all_at(&buf[..a], offset)?;
-        let mut done = a;
-        while done < b {
-            match direct.write_at(&buf[done..b], offset + done as u64) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    done += n;
-                    if done % DIRECT_ALIGN != 0 {
-                        // A short write off the alignment: the rest goes buffered.
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    // This file system takes no direct write like this one.
-                    self.direct_ok.store(false, Ordering::Relaxed);
-                    tracing::debug!(error = %e, "O_DIRECT writes refused; writing through the page cache");
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
+        // What a direct write leaves (a short write off the alignment, a refusal) goes
+        // buffered.
+        let (done, refused) =
+            direct_loop(a, b, |at| direct.write_at(&buf[at..b], offset + at as u64))?;
+        if let Some(e) = refused {
+            self.direct_ok.store(false, Ordering::Relaxed);
+            tracing::debug!(error = %e, "O_DIRECT writes refused; writing through the page cache");
         }
         self.file.write_all_at(&buf[done..], offset + done as u64)?;
         Ok(true)
     }
+}
+
+/// Runs the direct read or write `op` (given the position in the buffer) from `from` until
+/// `to`, a count of 0, or a count that leaves the position off the alignment (a short read
+/// at the end of the file, a short write): the position reached, and the error if the file
+/// system refused the request (EINVAL: no direct I/O like this one here).
+fn direct_loop(
+    from: usize,
+    to: usize,
+    mut op: impl FnMut(usize) -> std::io::Result<usize>,
+) -> std::io::Result<(usize, Option<std::io::Error>)> {
+    let mut done = from;
+    while done < to {
+        match op(done) {
+            Ok(0) => break,
+            Ok(n) => {
+                done += n;
+                if !done.is_multiple_of(DIRECT_ALIGN) {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok((done, Some(e))),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((done, None))
 }
 
 /// Direct writes shorter than this go buffered (a write of the end of a body).
@@ -233,25 +247,15 @@ impl PartFile for LockedPart {
         {
             return Ok(None);
         }
-        let mut done = 0;
-        while done < buf.len() {
-            match direct.read_at(&mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => {
-                    done += n;
-                    if done % DIRECT_ALIGN != 0 {
-                        // Only the end of the file stops a direct read off the alignment.
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    self.direct_read_ok.store(false, Ordering::Relaxed);
-                    tracing::debug!(error = %e, "O_DIRECT reads refused; reading through the page cache");
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            }
+        // Only the end of the file stops a direct read short.
+        let len = buf.len();
+        let (done, refused) = direct_loop(0, len, |at| {
+            direct.read_at(&mut buf[at..], offset + at as u64)
+        })?;
+        if let Some(e) = refused {
+            self.direct_read_ok.store(false, Ordering::Relaxed);
+            tracing::debug!(error = %e, "O_DIRECT reads refused; reading through the page cache");
+            return Ok(None);
         }
         Ok(Some(done))
     }
@@ -354,6 +358,17 @@ impl PieceBuf {
         &mut self.raw[base..base + len]
     }
 
+    /// `len` bytes of its memory filled by `read`.
+    pub fn fill(
+        &mut self,
+        len: usize,
+        read: impl FnOnce(&mut [u8]) -> std::io::Result<()>,
+    ) -> std::io::Result<&[u8]> {
+        let region = self.aligned_mut(len);
+        read(region)?;
+        Ok(region)
+    }
+
     /// The memory it holds (0 for a default one).
     pub fn capacity(&self) -> usize {
         self.raw.len()
@@ -428,11 +443,7 @@ impl PartWriter {
             Some(got) if got >= skip + len => Ok(&scratch.aligned_mut(span)[skip..skip + len]),
             // No direct read here, or the file is shorter than asked: the buffered read says
             // what is wrong.
-            _ => {
-                let region = &mut scratch.aligned_mut(len)[..len];
-                self.file.read_exact_at(region, offset)?;
-                Ok(region)
-            }
+            _ => scratch.fill(len, |region| self.file.read_exact_at(region, offset)),
         }
     }
 
