@@ -635,8 +635,13 @@ impl ContentCache {
                 on_disk,
             ));
         }
+        // Creating a file can take a millisecond on a busy ext4 (its inode allocator): off
+        // the async threads, which carry every download's bytes.
         let part = self.layout.part_path(&item.sha1);
-        let writer = PartWriter::create(&*self.fs, part.clone())
+        let (fs, path) = (self.fs.clone(), part.clone());
+        let writer = tokio::task::spawn_blocking(move || PartWriter::create(&*fs, path))
+            .await
+            .map_err(|e| ContentError::Internal(format!("a cache writer thread failed: {e}")))?
             .map_err(|e| ContentError::io(&part, "create", e))?;
         Ok((
             Store::Disk {
