@@ -64,10 +64,44 @@ impl PiecePool {
         }
     }
 
+    /// A buffer that goes back to the pool when dropped (for a use that ends where it
+    /// began, such as the hasher's read-backs).
+    pub fn lease(&self) -> Lease<'_> {
+        Lease {
+            pool: self,
+            buf: self.take(),
+        }
+    }
+
     /// Idle buffers now.
     #[cfg(test)]
     pub fn idle(&self) -> usize {
         self.idle.lock().map(|i| i.len()).unwrap_or(0)
+    }
+}
+
+/// A [`PieceBuf`] on loan from a [`PiecePool`]: given back when dropped.
+pub struct Lease<'a> {
+    pool: &'a PiecePool,
+    buf: PieceBuf,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = PieceBuf;
+    fn deref(&self) -> &PieceBuf {
+        &self.buf
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut PieceBuf {
+        &mut self.buf
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buf));
     }
 }
 
@@ -107,6 +141,18 @@ mod tests {
         assert!(b.is_empty());
         b.extend_from_slice(&[1, 2, 3]);
         assert_eq!(b.as_slice(), &[1, 2, 3]);
+    }
+
+    #[test]
+    fn a_lease_comes_back_when_dropped() {
+        let pool = PiecePool::new(1 << 16, 2);
+        {
+            let mut l = pool.lease();
+            l.reset(0);
+            l.extend_from_slice(&[1, 2]);
+            assert_eq!(pool.idle(), 0);
+        }
+        assert_eq!(pool.idle(), 1);
     }
 
     #[test]

@@ -412,7 +412,7 @@ impl Transfer {
                     }
                     (st.store.clone(), st.present.run_end(h.hashed_to))
                 };
-                let mut scratch: Option<PieceBuf> = None;
+                let mut scratch = None;
                 while h.hashed_to < frontier {
                     let at = h.hashed_to;
                     if let Some(w) = &own {
@@ -432,22 +432,9 @@ impl Transfer {
                         .unwrap_or(frontier)
                         .min(frontier);
                     let n = ((next_own - at) as usize).min(READ_BACK);
-                    let buf = scratch.get_or_insert_with(|| self.pieces.take());
-                    let bytes = store.read_back(at, n, buf);
-                    let bytes = match bytes {
-                        Ok(b) => b,
-                        Err(e) => {
-                            if let Some(b) = scratch.take() {
-                                self.pieces.give(b);
-                            }
-                            return Err(e);
-                        }
-                    };
-                    h.hasher.update(bytes);
+                    let buf = scratch.get_or_insert_with(|| self.pieces.lease());
+                    h.hasher.update(store.read_back(at, n, buf)?);
                     h.hashed_to += n as u64;
-                }
-                if let Some(b) = scratch.take() {
-                    self.pieces.give(b);
                 }
                 if h.hashed_to >= self.item.size {
                     h.finished = true;

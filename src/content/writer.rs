@@ -306,11 +306,19 @@ impl PieceBuf {
         cap + 2 * DIRECT_ALIGN
     }
 
+    /// Where the first [`DIRECT_ALIGN`]-aligned byte of `raw` is.
+    fn aligned_base(raw: &[u8]) -> usize {
+        let base = raw.as_ptr().align_offset(DIRECT_ALIGN);
+        if base < DIRECT_ALIGN {
+            base
+        } else {
+            0
+        }
+    }
+
     /// Empties the buffer for bytes that go at `offset` of the file.
     pub fn reset(&mut self, offset: u64) {
-        let base = self.raw.as_ptr().align_offset(DIRECT_ALIGN);
-        let base = if base < DIRECT_ALIGN { base } else { 0 };
-        self.start = base + (offset % DIRECT_ALIGN as u64) as usize;
+        self.start = Self::aligned_base(&self.raw) + (offset % DIRECT_ALIGN as u64) as usize;
         self.len = 0;
     }
 
@@ -319,8 +327,7 @@ impl PieceBuf {
         if need > self.raw.len() {
             // A new allocation has its own alignment: move the bytes to match it.
             let mut raw = vec![0; need + need / 2 + 2 * DIRECT_ALIGN];
-            let base = raw.as_ptr().align_offset(DIRECT_ALIGN);
-            let base = if base < DIRECT_ALIGN { base } else { 0 };
+            let base = Self::aligned_base(&raw);
             let phase = (self.raw.as_ptr() as usize).wrapping_add(self.start) % DIRECT_ALIGN;
             let start = base + phase;
             raw[start..start + self.len].copy_from_slice(self.as_slice());
@@ -353,9 +360,14 @@ impl PieceBuf {
             self.raw = vec![0; Self::new_capacity(len)];
         }
         self.len = 0;
-        let base = self.raw.as_ptr().align_offset(DIRECT_ALIGN);
-        let base = if base < DIRECT_ALIGN { base } else { 0 };
+        let base = Self::aligned_base(&self.raw);
         &mut self.raw[base..base + len]
+    }
+
+    /// The first `len` bytes of the memory [`PieceBuf::aligned_mut`] handed out.
+    fn aligned(&self, len: usize) -> &[u8] {
+        let base = Self::aligned_base(&self.raw);
+        self.raw.get(base..base + len).unwrap_or_default()
     }
 
     /// `len` bytes of its memory filled by `read`.
@@ -435,12 +447,9 @@ impl PartWriter {
         let end = offset + len as u64;
         let span = (end.next_multiple_of(align) - from) as usize;
         let skip = (offset - from) as usize;
-        let direct = {
-            let region = scratch.aligned_mut(span);
-            self.file.read_direct_at(region, from)?
-        };
+        let direct = self.file.read_direct_at(scratch.aligned_mut(span), from)?;
         match direct {
-            Some(got) if got >= skip + len => Ok(&scratch.aligned_mut(span)[skip..skip + len]),
+            Some(got) if got >= skip + len => Ok(&scratch.aligned(span)[skip..skip + len]),
             // No direct read here, or the file is shorter than asked: the buffered read says
             // what is wrong.
             _ => scratch.fill(len, |region| self.file.read_exact_at(region, offset)),
