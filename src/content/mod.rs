@@ -639,14 +639,19 @@ impl ContentCache {
         // the async threads, which carry every download's bytes.
         let part = self.layout.part_path(&item.sha1);
         let (fs, path) = (self.fs.clone(), part.clone());
-        let writer = tokio::task::spawn_blocking(move || PartWriter::create(&*fs, path))
-            .await
-            .map_err(|e| ContentError::Internal(format!("a cache writer thread failed: {e}")))?
-            .map_err(|e| ContentError::io(&part, "create", e))?;
+        let size = item.size;
+        let (writer, allocated) = tokio::task::spawn_blocking(move || {
+            let writer = PartWriter::create(&*fs, path)?;
+            let allocated = writer.preallocate(size);
+            Ok::<_, std::io::Error>((writer, allocated))
+        })
+        .await
+        .map_err(|e| ContentError::Internal(format!("a cache writer thread failed: {e}")))?
+        .map_err(|e| ContentError::io(&part, "create", e))?;
         Ok((
             Store::Disk {
                 writer,
-                room: Mutex::new(Some(reservation)),
+                room: Mutex::new((!allocated).then_some(reservation)),
                 cap,
                 journal: None,
             },

@@ -10,7 +10,9 @@
 //!   is still caught by the writer).
 //! - **Reservations.** Downloads in flight have not written all their bytes yet; each holds a
 //!   [`Reservation`] of what it has still to write, so eight parallel downloads do not all
-//!   count the same free bytes. The reservation shrinks as bytes reach the disk.
+//!   count the same free bytes. The reservation shrinks as bytes reach the disk. A download
+//!   whose blocks were allocated up front (`fallocate`, every file below the resumable size)
+//!   lets its reservation go at once: `statvfs` already counts those blocks as used.
 //! - **Shortfall.** `floor + reserved + size − available`: what must be evicted before a
 //!   file of `size` bytes may be written. The caller evicts least recently read objects and
 //!   asks again; when nothing is left to evict, the read is served without caching.
