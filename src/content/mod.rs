@@ -642,7 +642,7 @@ impl ContentCache {
         let size = item.size;
         let (writer, allocated) = tokio::task::spawn_blocking(move || {
             let writer = PartWriter::create(&*fs, path)?;
-            let allocated = writer.preallocate(size);
+            let allocated = writer.preallocate(0..size);
             Ok::<_, std::io::Error>((writer, allocated))
         })
         .await

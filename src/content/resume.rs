@@ -288,6 +288,17 @@ fn write_map(
 }
 
 impl Journal {
+    /// The part that a write at `offset` begins, when nothing of it was written yet: the
+    /// writer allocates its blocks first, so that the part lies contiguous on the disk
+    /// however its pieces interleave with other parts'. Only parts that are started take
+    /// room: a video of which a viewer read one megabyte keeps one part, not the whole file.
+    pub fn starts_part(&self, offset: u64) -> Option<Range<u64>> {
+        let parts = self.parts.lock().ok()?;
+        let k = offset / self.header.part_size;
+        let r = self.header.part_range(k);
+        matches!(parts.get(k as usize), Some(PartState::Empty) if offset == r.start).then_some(r)
+    }
+
     /// Notes `bytes` just written at `offset` (hashes them into their parts when in order).
     pub fn wrote(&self, offset: u64, bytes: &[u8]) {
         let Ok(mut parts) = self.parts.lock() else {
@@ -597,6 +608,34 @@ mod tests {
         let want_digest: [u8; 20] = h.finalize().into();
         assert_eq!(got, want_digest);
         assert_eq!(again.journal.recorded(), 3);
+    }
+
+    #[test]
+    fn only_started_parts_take_room_on_the_disk() {
+        use std::os::unix::fs::MetadataExt;
+        let s = setup(4 * CHUNK as usize - 1000);
+        let r = open_it(&s);
+        // A write that begins an untouched part names that part (the last one is short).
+        assert_eq!(r.journal.starts_part(CHUNK), Some(part(1)));
+        assert_eq!(
+            r.journal.starts_part(3 * CHUNK),
+            Some(3 * CHUNK..4 * CHUNK - 1000)
+        );
+        // Not a write in the middle of a part, nor one past the end.
+        assert_eq!(r.journal.starts_part(CHUNK + 4096), None);
+        assert_eq!(r.journal.starts_part(8 * CHUNK), None);
+        // Nor a part already begun.
+        let mut present = RangeSet::new();
+        write(&s, &r, &mut present, CHUNK..CHUNK + (256 << 10), false);
+        assert_eq!(r.journal.starts_part(CHUNK), None);
+        // Allocating the one part started leaves the others without blocks.
+        assert!(r.writer.preallocate(part(2)));
+        let data = s.layout.partial_data(&s.item.sha1);
+        let blocks = std::fs::metadata(&data).unwrap().blocks() * 512;
+        assert!(
+            blocks >= CHUNK && blocks < 2 * CHUNK,
+            "{blocks} bytes allocated for one part and a piece"
+        );
     }
 
     #[test]

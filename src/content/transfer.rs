@@ -94,6 +94,9 @@ impl Store {
                 journal,
                 ..
             } => {
+                if let Some(part) = journal.as_ref().and_then(|j| j.starts_part(offset)) {
+                    writer.preallocate(part);
+                }
                 writer.write_at(buf, offset)?;
                 if let Some(j) = journal {
                     j.wrote(offset, buf);

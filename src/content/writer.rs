@@ -70,9 +70,9 @@ pub trait PartFile: Send + Sync {
     fn sync(&self) -> std::io::Result<()> {
         self.sync_and_len().map(|_| ())
     }
-    /// Allocates the disk blocks of the file's first `len` bytes now, without changing its
-    /// length: `true` when they are allocated, `false` where the file system cannot.
-    fn preallocate(&self, _len: u64) -> std::io::Result<bool> {
+    /// Allocates the disk blocks of the file's `len` bytes at `offset` now, without changing
+    /// its length: `true` when they are allocated, `false` where the file system cannot.
+    fn preallocate(&self, _offset: u64, _len: u64) -> std::io::Result<bool> {
         Ok(false)
     }
 }
@@ -274,16 +274,23 @@ impl PartFile for LockedPart {
         self.file.sync_data()
     }
 
-    fn preallocate(&self, len: u64) -> std::io::Result<bool> {
-        let Ok(len) = libc::off_t::try_from(len) else {
+    fn preallocate(&self, offset: u64, len: u64) -> std::io::Result<bool> {
+        let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len))
+        else {
             return Ok(false);
         };
         if len == 0 {
             return Ok(false);
         }
         // SAFETY: fallocate on an open descriptor we own; no memory is passed.
-        let rc =
-            unsafe { libc::fallocate(self.file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, 0, len) };
+        let rc = unsafe {
+            libc::fallocate(
+                self.file.as_raw_fd(),
+                libc::FALLOC_FL_KEEP_SIZE,
+                offset,
+                len,
+            )
+        };
         if rc == 0 {
             return Ok(true);
         }
@@ -481,13 +488,14 @@ impl PartWriter {
         }
     }
 
-    /// Allocates the file's `len` bytes on the disk at once (blocking), so that pieces
-    /// written in any order by parallel jobs land in one contiguous run of blocks instead of
-    /// in the order they arrived (a fragmented file reads back slower), and the free space
-    /// the download needs is taken now. `true` when done; `false` where the file system
+    /// Allocates the blocks of `range` of the file on the disk at once (blocking), so that
+    /// pieces written in any order by parallel jobs land in one contiguous run of blocks
+    /// instead of in the order they arrived (a fragmented file reads back slower), and the
+    /// free space they need is taken now. `true` when done; `false` where the file system
     /// cannot, or the disk has no room for it yet (the writes then find out, as before).
-    pub fn preallocate(&self, len: u64) -> bool {
-        match self.file.preallocate(len) {
+    pub fn preallocate(&self, range: std::ops::Range<u64>) -> bool {
+        let len = range.end.saturating_sub(range.start);
+        match self.file.preallocate(range.start, len) {
             Ok(done) => done,
             Err(e) => {
                 tracing::debug!(part = %self.part.display(), error = %e, "cannot allocate a download's blocks up front");
@@ -738,7 +746,7 @@ mod tests {
         let w = PartWriter::create(&DiskFs, part.clone()).unwrap();
         let len = 3 << 20;
         assert!(
-            w.preallocate(len),
+            w.preallocate(0..len),
             "ext4, xfs, btrfs and tmpfs all allocate up front"
         );
         let meta = std::fs::metadata(&part).unwrap();
@@ -751,7 +759,10 @@ mod tests {
         w.write_at(&body[..half], 0).unwrap();
         assert_eq!(w.finish().unwrap(), len);
         assert_eq!(std::fs::read(&part).unwrap(), body);
-        assert!(!w.preallocate(0), "nothing to allocate");
+        assert!(!w.preallocate(len..len), "nothing to allocate");
+        // A range further on (a part of a resumable download) is allocated the same way.
+        assert!(w.preallocate(len + (1 << 20)..len + (2 << 20)));
+        assert_eq!(std::fs::metadata(&part).unwrap().len(), len);
     }
 
     #[test]
