@@ -633,7 +633,7 @@ mod tests {
         let data = s.layout.partial_data(&s.item.sha1);
         let blocks = std::fs::metadata(&data).unwrap().blocks() * 512;
         assert!(
-            blocks >= CHUNK && blocks < 2 * CHUNK,
+            (CHUNK..2 * CHUNK).contains(&blocks),
             "{blocks} bytes allocated for one part and a piece"
         );
     }
