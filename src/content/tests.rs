@@ -108,6 +108,36 @@ async fn fetch_verifies_and_caches() {
 }
 
 #[tokio::test]
+async fn piece_buffers_go_back_to_the_pool_for_the_next_download() {
+    // Three files of several pieces each, one after the other: the buffers a download
+    // used are all back when it ends (one gathering, one more only while a piece is
+    // written), and the next download reuses them instead of making new ones.
+    let fake = FakeGallery::new();
+    let items: Vec<(Item, Vec<u8>)> = (0..3)
+        .map(|k| {
+            let b = body(10 + k, 3 << 20);
+            (fake.add(20 + k as u64, b.clone()), b)
+        })
+        .collect();
+    let (_dir, _fake, cache) = setup(fake);
+    let (first, b) = &items[0];
+    assert!(read_all(&cache, first, 1 << 20).await.unwrap() == *b);
+    let made = cache.pieces.idle();
+    assert!(
+        (1..=2).contains(&made),
+        "{made} buffers back after one download"
+    );
+    for (it, b) in &items[1..] {
+        assert!(read_all(&cache, it, 1 << 20).await.unwrap() == *b);
+        assert_eq!(
+            cache.pieces.idle(),
+            made,
+            "no new buffer for the next download"
+        );
+    }
+}
+
+#[tokio::test]
 async fn concurrent_readers_share_one_download() {
     let b = body(2, 50_000);
     let (fake, it) = one_item_fake(&b);
