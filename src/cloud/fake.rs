@@ -26,6 +26,9 @@ pub struct FakeGallery {
     pub latency_ms: AtomicU64,
     /// Waited before each chunk of [`FakeGallery::CHUNK`] bytes of a body (pacing).
     pub chunk_delay_us: AtomicU64,
+    /// The size of a body's chunks, when not [`FakeGallery::CHUNK`] (0): a real server's
+    /// come in any size.
+    pub chunk_len: std::sync::atomic::AtomicUsize,
     /// The next N bodies have a byte flipped at `corrupt_at` (or in their middle).
     pub corrupt: AtomicU32,
     pub corrupt_always: AtomicBool,
@@ -180,8 +183,12 @@ impl GalleryApi for FakeGallery {
         let keep = if cut { bytes.len() / 3 } else { bytes.len() };
         let delay = Duration::from_micros(self.chunk_delay_us.load(Ordering::SeqCst));
         let sent = self.bytes_sent.clone();
+        let chunk = match self.chunk_len.load(Ordering::SeqCst) {
+            0 => Self::CHUNK,
+            n => n,
+        };
         let chunks: Vec<Bytes> = bytes[..keep]
-            .chunks(Self::CHUNK)
+            .chunks(chunk)
             .map(Bytes::copy_from_slice)
             .collect();
         let stream = futures_util::stream::iter(chunks)

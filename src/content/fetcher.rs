@@ -32,7 +32,7 @@ use super::pool::PiecePool;
 use super::retry;
 use super::sched::Urgency;
 use super::transfer::{Phase, Transfer};
-use super::writer::PieceBuf;
+use super::writer::{PieceBuf, DIRECT_ALIGN};
 use super::{ContentCache, ContentError};
 use crate::cloud::{CloudError, Resolved};
 
@@ -381,7 +381,7 @@ async fn attempt(
                     PIECE_AHEAD
                 };
                 if pieces.buf.len() >= piece {
-                    pieces.send(cache, t, gen).await?;
+                    pieces.send(cache, t, gen, false).await?;
                 }
             }
         }
@@ -446,20 +446,42 @@ impl<'a> Pieces<'a> {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Hands the gathered piece to a blocking thread, once the one before is written.
+    /// Hands the gathered piece to a blocking thread, once the one before is written. A
+    /// piece that is not the `last` of the try ends on a [`DIRECT_ALIGN`] boundary of the
+    /// file (the bytes past it, under 4 KiB, start the next piece), so that it goes to the
+    /// disk in one direct write: cut anywhere, each piece's last partial block and the
+    /// next one's first were written through the page cache, two small buffered writes
+    /// per piece and dirty pages beside the direct ones.
     async fn send(
         &mut self,
         cache: &Arc<ContentCache>,
         t: &Arc<Transfer>,
         gen: u64,
+        last: bool,
     ) -> Result<(), TryError> {
         if self.buf.is_empty() {
             return Ok(());
         }
         self.wait(cache).await?;
-        let n = self.buf.len() as u64;
-        // The next buffer is taken when the next bytes come (none may: the last piece).
-        let piece = std::mem::take(&mut self.buf);
+        let len = self.buf.len() as u64;
+        let end = self.at + len;
+        let cut = end - end % DIRECT_ALIGN as u64;
+        let n = if last || cut <= self.at {
+            len
+        } else {
+            cut - self.at
+        };
+        // The next buffer is taken when the next bytes come (none may: the last piece),
+        // or now for the bytes past the cut.
+        let piece = if n < len {
+            let mut next = self.pool.take();
+            next.reset(self.at + n);
+            next.extend_from_slice(&self.buf.as_slice()[n as usize..]);
+            self.buf.truncate(n as usize);
+            std::mem::replace(&mut self.buf, next)
+        } else {
+            std::mem::take(&mut self.buf)
+        };
         let offset = self.at;
         self.at += n;
         let t2 = t.clone();
@@ -503,7 +525,7 @@ impl<'a> Pieces<'a> {
         t: &Arc<Transfer>,
         gen: u64,
     ) -> Result<(), TryError> {
-        self.send(cache, t, gen).await?;
+        self.send(cache, t, gen, true).await?;
         self.wait(cache).await
     }
 }

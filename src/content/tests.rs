@@ -310,6 +310,41 @@ async fn an_object_deleted_behind_the_cache_is_fetched_again() {
     assert_eq!(fake.fetches(), 2);
 }
 
+/// Chunks of an odd size (as a real server's): every piece written but the file's last
+/// begins and ends on a 4 KiB boundary, so it goes to the disk in one direct write and no
+/// partial block is written through the page cache.
+#[tokio::test]
+async fn pieces_are_cut_on_the_disk_alignment_whatever_the_chunks() {
+    use super::writer::failing::RecordingFs;
+    let b = body(4, 3_000_000);
+    let (fake, it) = one_item_fake(&b);
+    fake.chunk_len.store(10_007, Ordering::SeqCst);
+    let fake = Arc::new(fake);
+    let dir = tempfile::tempdir().unwrap();
+    let fs = Arc::new(RecordingFs::default());
+    let cache = ContentCache::open_with(
+        &config(&dir, 2, DEFAULT_MAX_CACHE_BYTES),
+        fake.clone(),
+        fs.clone(),
+        Arc::new(Statvfs),
+    )
+    .unwrap();
+    assert!(read_all(&cache, &it, 100_000).await.unwrap() == b);
+    assert!(cache.is_verified(&it.sha1));
+    let mut writes = fs.writes.lock().unwrap().clone();
+    writes.sort();
+    assert!(writes.len() > 3, "{writes:?}");
+    let mut at = 0;
+    for (i, &(offset, len)) in writes.iter().enumerate() {
+        assert_eq!(offset, at, "pieces follow each other: {writes:?}");
+        at += len as u64;
+        if i + 1 < writes.len() {
+            assert_eq!(at % 4096, 0, "piece {i} ends off the alignment: {writes:?}");
+        }
+    }
+    assert_eq!(at, b.len() as u64);
+}
+
 /// A disk that fails (ENOSPC or EIO) on write or on flush: the object is never published,
 /// and the read is still served right, from memory.
 #[tokio::test]

@@ -371,6 +371,11 @@ impl PieceBuf {
         self.len += bytes.len();
     }
 
+    /// Keeps only the first `len` bytes.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
     pub fn as_slice(&self) -> &[u8] {
         self.raw
             .get(self.start..self.start + self.len)
@@ -587,6 +592,53 @@ pub(crate) mod failing {
                 on_flush: self.on_flush,
                 used: self.used.clone(),
             })
+        }
+    }
+
+    /// A file system that notes every piece written (offset, length), on the real disk.
+    #[derive(Default)]
+    pub struct RecordingFs {
+        pub writes: Arc<std::sync::Mutex<Vec<(u64, usize)>>>,
+    }
+
+    struct RecordingPart {
+        inner: LockedPart,
+        writes: Arc<std::sync::Mutex<Vec<(u64, usize)>>>,
+    }
+
+    impl PartFs for RecordingFs {
+        fn create(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(path)?;
+            file.try_lock().map_err(std::io::Error::other)?;
+            Ok(Box::new(RecordingPart {
+                inner: LockedPart::new(file, true),
+                writes: self.writes.clone(),
+            }))
+        }
+
+        fn open(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
+            DiskFs.open(path)
+        }
+    }
+
+    impl PartFile for RecordingPart {
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+            if let Ok(mut w) = self.writes.lock() {
+                w.push((offset, buf.len()));
+            }
+            self.inner.write_all_at(buf, offset)
+        }
+
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            self.inner.read_exact_at(buf, offset)
+        }
+
+        fn sync_and_len(&self) -> std::io::Result<u64> {
+            self.inner.sync_and_len()
         }
     }
 
