@@ -275,6 +275,9 @@ impl ContentCache {
         ] {
             layout::create_private_dir(dir).map_err(|e| ContentError::io(dir, "create", e))?;
         }
+        layout
+            .create_object_dirs()
+            .map_err(|e| ContentError::io(&layout.objects, "create the folders of", e))?;
         let stale = layout::remove_stale_parts(&layout.tmp);
         if stale > 0 {
             tracing::info!(

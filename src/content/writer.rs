@@ -519,14 +519,20 @@ impl PartWriter {
         self.file.sync_and_len()
     }
 
-    /// Renames the finished file to `dest` (creating its folder, 0700). The file stays open
-    /// (and readable by those reading it) and locked until the writer is dropped: a start-up
-    /// sweep must never see an unlocked `.part` that is about to become an object.
+    /// Renames the finished file to `dest` (creating its folder, 0700, if it is missing:
+    /// the cache makes them all when it opens). The file stays open (and readable by those
+    /// reading it) and locked until the writer is dropped: a start-up sweep must never see
+    /// an unlocked `.part` that is about to become an object.
     pub fn publish(&self, dest: &Path) -> std::io::Result<()> {
-        if let Some(parent) = dest.parent() {
-            super::layout::create_private_dir(parent)?;
+        match std::fs::rename(&self.part, dest) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && self.part.exists() => {
+                if let Some(parent) = dest.parent() {
+                    super::layout::create_private_dir(parent)?;
+                }
+                std::fs::rename(&self.part, dest)?;
+            }
+            other => other?,
         }
-        std::fs::rename(&self.part, dest)?;
         self.published
             .store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(())
