@@ -570,14 +570,18 @@ pub(crate) mod failing {
         used: Arc<AtomicU64>,
     }
 
+    /// A new file at `path`, read-write (as `DiskFs` makes it, without the mode).
+    fn create_new(path: &Path) -> std::io::Result<std::fs::File> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+    }
+
     impl PartFs for FailingFs {
         fn create(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(path)?;
-            Ok(self.wrap(file))
+            Ok(self.wrap(create_new(path)?))
         }
 
         fn open(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
@@ -614,11 +618,7 @@ pub(crate) mod failing {
 
     impl PartFs for RecordingFs {
         fn create(&self, path: &Path) -> std::io::Result<Box<dyn PartFile>> {
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(path)?;
+            let file = create_new(path)?;
             file.try_lock().map_err(std::io::Error::other)?;
             Ok(Box::new(RecordingPart {
                 inner: LockedPart::new(file, true),
