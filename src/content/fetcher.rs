@@ -410,8 +410,8 @@ async fn attempt(
 /// goes to the disk (a direct write waits for the device). Buffers come from the cache's
 /// pool: the gathering one is held for the try, a written one goes back as soon as its
 /// write is done. A write takes a few milliseconds and a piece fills in about 125 ms at
-/// 8 MB/s, so 16 connections hold about 18 buffers at once rather than 32, and a mount's
-/// first copy faults in that much less fresh memory.
+/// 8 MB/s, so 16 connections hold about 18 buffers at once rather than 32 (peak RSS of a
+/// cold `cp -r` of the bench album 46-49 MiB, against 45-63 with two kept per job).
 struct Pieces<'a> {
     pool: &'a PiecePool,
     /// Gathering; its bytes go at `at`.
