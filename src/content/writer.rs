@@ -117,15 +117,17 @@ impl LockedPart {
         }
     }
 
+    /// The `O_DIRECT` descriptor, unless the file system refused this use of it (`ok`
+    /// cleared).
+    fn direct_while(&self, ok: &AtomicBool) -> Option<&std::fs::File> {
+        self.direct.as_ref().filter(|_| ok.load(Ordering::Relaxed))
+    }
+
     /// Writes the aligned middle of `buf` with `O_DIRECT` and the rest buffered; `false`
     /// (nothing written) when there is no aligned middle worth it or the memory is not
     /// aligned like the file.
     fn write_direct(&self, buf: &[u8], offset: u64) -> std::io::Result<bool> {
-        let Some(direct) = self
-            .direct
-            .as_ref()
-            .filter(|_| self.direct_ok.load(Ordering::Relaxed))
-        else {
+        let Some(direct) = self.direct_while(&self.direct_ok) else {
             return Ok(false);
         };
         let align = DIRECT_ALIGN as u64;
@@ -238,11 +240,7 @@ impl PartFile for LockedPart {
     }
 
     fn read_direct_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<Option<usize>> {
-        let Some(direct) = self
-            .direct
-            .as_ref()
-            .filter(|_| self.direct_read_ok.load(Ordering::Relaxed))
-        else {
+        let Some(direct) = self.direct_while(&self.direct_read_ok) else {
             return Ok(None);
         };
         let align = DIRECT_ALIGN as u64;
