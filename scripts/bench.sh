@@ -53,11 +53,16 @@ done
 
 if [ -n "${BENCH_BINS:-}" ]; then
   # Binaries built elsewhere (e.g. from another commit, to compare).
-  BIN=$BENCH_BINS/micloudfs SIMBIN=$BENCH_BINS/micloud-sim
+  BIN=$BENCH_BINS/micloudfs SIMBIN=$BENCH_BINS/micloud-sim FLOOR=$BENCH_BINS/receive_floor
+  if [ ! -x "$FLOOR" ]; then
+    cargo build --release --quiet --example receive_floor
+    FLOOR=$PWD/target/release/examples/receive_floor
+  fi
 else
   echo "building (release)…" >&2
-  cargo build --release --quiet --bins
+  cargo build --release --quiet --bins --example receive_floor
   BIN=$PWD/target/release/micloudfs SIMBIN=$PWD/target/release/micloud-sim
+  FLOOR=$PWD/target/release/examples/receive_floor
 fi
 GALLERY=${BENCH_GALLERY:-$PWD/target/bench-gallery}
 LINK=64000000 PER_CONN=8000000 RTT=0.040
@@ -220,15 +225,18 @@ def list_album(base, cookie, name):
             return items
         page += 1
 
-def download(base, cookie, item, conn, dest):
+def resolve(base, cookie, item, conn):
+    """storage → JSONP → the POST that answers the bytes: (url, form body)."""
     r = conn.req("GET", base + f"/gallery/storage?ts=1&id={item['id']}", {"Cookie": cookie})
     url_a = absolute(base, json.loads(r.read())["data"]["url"])
     r = conn.req("GET", url_a)
     body = r.read().decode()
     payload = json.loads(body[body.index("(") + 1: body.rindex(")")])
-    r = conn.req("POST", absolute(base, payload["url"]),
-                 {"Content-Type": "application/x-www-form-urlencoded"},
-                 "meta=" + quote(payload["meta"], safe=""))
+    return absolute(base, payload["url"]), "meta=" + quote(payload["meta"], safe="")
+
+def download(base, cookie, item, conn, dest):
+    url, form = resolve(base, cookie, item, conn)
+    r = conn.req("POST", url, {"Content-Type": "application/x-www-form-urlencoded"}, form)
     h = hashlib.sha1()
     n = 0
     with open(os.path.join(dest, item["fileName"]), "wb") as f:
@@ -275,6 +283,16 @@ def downloader(base, album, workers, dest):
         raise SystemExit(f"downloader failed: {errors[0]}")
     return time.monotonic() - t0, total[0]
 
+def resolve_all(base, album, out):
+    """The requests of receive_floor (examples/receive_floor.rs), one per line."""
+    cookie = login(base)
+    conn = Conn(base)
+    with open(out, "w") as f:
+        for item in list_album(base, cookie, album):
+            url, form = resolve(base, cookie, item, conn)
+            u = urlparse(url)
+            f.write(f"{u.netloc}\t{u.path}?{u.query}\t{form}\t{item['size']}\t{item['sha1']}\n")
+
 cmd = sys.argv[1]
 if cmd == "gallery":
     make_gallery(sys.argv[2])
@@ -286,6 +304,8 @@ elif cmd == "readall":
     print(f"{s:.4f} {n}")
 elif cmd == "drop":
     drop_pages(sys.argv[2:])
+elif cmd == "resolve":
+    resolve_all(sys.argv[2], sys.argv[3], sys.argv[4])
 elif cmd == "download":
     s, n = downloader(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     print(f"{s:.4f} {n}")
@@ -409,15 +429,26 @@ echo "downloaders…" >&2
 read -r seq_secs _ < <(py download "$base" Trip 1 "$data/dl1")
 read -r par_secs _ < <(py download "$base" Trip 8 "$data/dl8")
 
+# ---- the CPU floor: the same bytes by a bare receiver (examples/receive_floor.rs) -----------
+echo "receive floor…" >&2
+floor_cpu() { # floor_cpu [--sha1]: user + system seconds of a bare receiver of Trip
+  py resolve "$base" Trip "$work/requests"
+  "$FLOOR" "$work/requests" "$FLOOR_CONNS" "$@" | awk '{ print $6 + $8 }'
+}
+FLOOR_CONNS=16 # the daemon's default --max-connections
+floor_recv=$(floor_cpu)
+floor_sha1=$(floor_cpu --sha1)
+
 # ---- report -------------------------------------------------------------------------------
 python3 - "$trip_bytes" "$cp_secs" "$rsync_secs" "$seq_secs" "$par_secs" "$local_secs" \
   "$warm_secs" "$local_n" "$photo_ttfb" "$photo_size" "$video_ttfb" "$video_size" \
   "$mid_secs" "$mid_mib" "$cp_cpu" "$rsync_cpu" "$hwm1" "$hwm2" "$passthrough" \
-  "$LINK" "$PER_CONN" "$RTT" "$hot_local" "$hot_warm" "$fs_kind" <<'PY'
+  "$LINK" "$PER_CONN" "$RTT" "$hot_local" "$hot_warm" "$fs_kind" "$floor_recv" "$floor_sha1" \
+  "$FLOOR_CONNS" <<'PY'
 import sys
 (trip, cp, rs, seq, par, local, warm, warm_n, pttfb, psize, vttfb, vsize, mid_s, mid_mib,
  cp_cpu, rs_cpu, hwm1, hwm2, passthrough, link, per_conn, rtt, hot_local, hot_warm,
- fs_kind) = sys.argv[1:]
+ fs_kind, floor_recv, floor_sha1, floor_conns) = sys.argv[1:]
 f = float
 trip, link, per_conn, rtt = f(trip), f(link), f(per_conn), f(rtt)
 rate = lambda secs: trip / f(secs)
@@ -443,4 +474,9 @@ row("daemon peak RSS", f"{max(int(hwm1), int(hwm2))} MiB", "", "")
 gb = 2 * trip / 1e9
 row("daemon CPU per GB copied (cold cp + rsync)", f"{(f(cp_cpu)+f(rs_cpu))/gb:.2f} s/GB", "", "<= 2")
 row("  cold cp -r alone / cold rsync -a alone", f"{f(cp_cpu)/(gb/2):.2f} / {f(rs_cpu)/(gb/2):.2f}", "", "")
+daemon = (f(cp_cpu) + f(rs_cpu)) / gb
+recv, sha1 = f(floor_recv) / (gb / 2), f(floor_sha1) / (gb / 2)
+row(f"  floor: bare receiver, {floor_conns} connections", f"{recv:.2f} s/GB", "", "(no HTTP library, no disk)")
+row(f"  floor: bare receiver + SHA-1", f"{sha1:.2f} s/GB", "", "(what any verifying client pays here)")
+row(f"  daemon / bare receiver + SHA-1", "", f"{daemon/sha1:.2f}", "")
 PY
