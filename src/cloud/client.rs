@@ -98,6 +98,8 @@ impl ClientConfig {
 
 pub struct HttpGalleryClient {
     http: reqwest::Client,
+    /// Step 3 of a download (the file's bytes): see `new`.
+    download: reqwest::Client,
     base: Url,
     session: Session,
     timeout: Duration,
@@ -121,13 +123,23 @@ impl HttpGalleryClient {
             let p = format!("{}/", base.path());
             base.set_path(&p);
         }
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("micloudfs/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.request_timeout.min(Duration::from_secs(15)))
-            .tcp_nodelay(true)
+        let builder = || {
+            reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("micloudfs/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(config.request_timeout.min(Duration::from_secs(15)))
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(32)
+        };
+        let http = builder()
             .read_timeout(config.request_timeout)
-            .pool_max_idle_per_host(32)
+            .build()
+            .map_err(|e| CloudError::Config(format!("cannot set up HTTPS: {e}")))?;
+        // File bytes: no per-read timer (the content layer's one watchdog per body watches
+        // for a stall, `content::fetcher`), and no `Accept-Encoding`, so a body is the file's
+        // own bytes whatever the server would compress, and its length is the listed one.
+        let download = builder()
+            .no_gzip()
             .build()
             .map_err(|e| CloudError::Config(format!("cannot set up HTTPS: {e}")))?;
         let session = Session::new(
@@ -139,6 +151,7 @@ impl HttpGalleryClient {
         );
         Ok(HttpGalleryClient {
             http,
+            download,
             base,
             session,
             timeout: config.request_timeout,
@@ -397,7 +410,7 @@ impl HttpGalleryClient {
             percent_encoding::utf8_percent_encode(&target.meta, percent_encoding::NON_ALPHANUMERIC)
         );
         let mut req = self
-            .http
+            .download
             .post(target.url.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form);
@@ -815,6 +828,60 @@ mod tests {
         assert!(e.unwrap_err().is_transient());
         let e = parse_envelope(r#"{"result":"error","code":10001,"description":"x"}"#, "t");
         assert!(matches!(e, Err(CloudError::Api { code: 10001, .. })));
+    }
+
+    /// A server that compresses whatever it may (`Accept-Encoding: gzip`) would send a body
+    /// whose length is not the listed size: a file's bytes are asked for as they are.
+    #[tokio::test]
+    async fn a_download_asks_for_the_files_own_bytes() {
+        use axum::http::HeaderMap;
+        let seen: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
+        let log = seen.clone();
+        let app = axum::Router::new().fallback(move |headers: HeaderMap| {
+            let log = log.clone();
+            async move {
+                let enc = headers
+                    .get("accept-encoding")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                log.lock().unwrap().push(enc);
+                vec![7u8; 1000]
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        let base = format!("http://{addr}/");
+        let c = HttpGalleryClient::new(ClientConfig::new(
+            &base,
+            Credentials::pass_token("1", "V1:x"),
+        ))
+        .unwrap();
+        let resolved = Resolved {
+            item: ItemId(5),
+            target: Some(Arc::new(ResolvedTarget {
+                url: Url::parse(&format!("{base}download")).unwrap(),
+                meta: "m".into(),
+            })),
+            resolved_at: std::time::Instant::now(),
+        };
+        for range in [None, Some(0..1000)] {
+            let d = c.fetch(&resolved, range).await.unwrap();
+            let mut n = 0;
+            let mut body = d.body;
+            while let Some(chunk) = futures_util::StreamExt::next(&mut body).await {
+                n += chunk.unwrap().len();
+            }
+            assert_eq!(n, 1000);
+        }
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(
+            seen.iter().all(|e| !e.contains("gzip")),
+            "Accept-Encoding of the downloads: {seen:?}"
+        );
     }
 
     #[test]
