@@ -16,6 +16,9 @@
 //! downloader's code. Output: one line, `bytes B secs S user U sys Y reads R`, where user and
 //! system seconds are this process's (`getrusage`) between the first connect and the last byte.
 //!
+//! `--store DIR` also writes each file into DIR as it arrives (plain buffered writes, as a
+//! simple downloader does; the kernel's writeback runs on its own threads, not counted here).
+//!
 //! `--lowat BYTES` sets `SO_RCVLOWAT` to the smaller of BYTES and what is left of the body
 //! before each wait, so the kernel wakes the reader once per BYTES instead of once per
 //! arriving segment: a measure of what per-wake-up costs weigh on this machine (a client can
@@ -45,6 +48,9 @@ struct Conn {
     /// Body bytes still to come; `None` while the head is read.
     left: Option<u64>,
     hasher: Sha1,
+    /// With `--store`: the file being written, and where its next bytes go.
+    out: Option<std::fs::File>,
+    out_at: u64,
 }
 
 fn fail(msg: String) -> ! {
@@ -53,7 +59,10 @@ fn fail(msg: String) -> ! {
 }
 
 fn usage() -> ! {
-    fail("usage: receive_floor REQUESTS_FILE CONNECTIONS [--sha1] [--lowat BYTES]".into())
+    fail(
+        "usage: receive_floor REQUESTS_FILE CONNECTIONS [--sha1] [--store DIR] [--lowat BYTES]"
+            .into(),
+    )
 }
 
 fn parse_jobs(path: &str) -> Vec<Job> {
@@ -130,6 +139,7 @@ fn start(c: &mut Conn, jobs: &mut Vec<Job>) -> bool {
     c.head.clear();
     c.left = None;
     c.hasher = Sha1::new();
+    c.out_at = 0;
     true
 }
 
@@ -167,6 +177,10 @@ fn main() {
             .unwrap_or_else(|| usage()),
         None => 0,
     };
+    let store: Option<std::path::PathBuf> = args
+        .iter()
+        .position(|a| a == "--store")
+        .map(|i| args.get(i + 1).unwrap_or_else(|| usage()).into());
     let mut jobs = parse_jobs(path);
     jobs.reverse();
     let mut buf = vec![0u8; 1 << 20];
@@ -185,6 +199,8 @@ fn main() {
             head: Vec::new(),
             left: None,
             hasher: Sha1::new(),
+            out: None,
+            out_at: 0,
         };
         start(&mut c, &mut jobs);
         conns.push(c);
@@ -232,6 +248,20 @@ fn main() {
             if hash {
                 c.hasher.update(body);
             }
+            if let (Some(dir), Some(job)) = (&store, &c.job) {
+                use std::os::unix::fs::FileExt;
+                if c.out.is_none() {
+                    let name = job.sha1.clone();
+                    let f = std::fs::File::create(dir.join(name))
+                        .unwrap_or_else(|e| fail(format!("{}: {e}", dir.display())));
+                    c.out = Some(f);
+                }
+                if let Some(f) = &c.out {
+                    f.write_all_at(body, c.out_at)
+                        .unwrap_or_else(|e| fail(format!("writing into {}: {e}", dir.display())));
+                }
+                c.out_at += body.len() as u64;
+            }
             bytes += body.len() as u64;
             let left = left - body.len() as u64;
             c.left = Some(left);
@@ -242,6 +272,7 @@ fn main() {
                 continue;
             }
             let Some(job) = c.job.take() else { continue };
+            c.out = None;
             if hash {
                 let got = hex::encode(std::mem::take(&mut c.hasher).finalize());
                 if got != job.sha1 {

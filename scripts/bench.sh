@@ -438,17 +438,19 @@ floor_cpu() { # floor_cpu [--sha1]: user + system seconds of a bare receiver of 
 FLOOR_CONNS=16 # the daemon's default --max-connections
 floor_recv=$(floor_cpu)
 floor_sha1=$(floor_cpu --sha1)
+mkdir -p "$data/floor"
+floor_store=$(floor_cpu --sha1 --store "$data/floor")
 
 # ---- report -------------------------------------------------------------------------------
 python3 - "$trip_bytes" "$cp_secs" "$rsync_secs" "$seq_secs" "$par_secs" "$local_secs" \
   "$warm_secs" "$local_n" "$photo_ttfb" "$photo_size" "$video_ttfb" "$video_size" \
   "$mid_secs" "$mid_mib" "$cp_cpu" "$rsync_cpu" "$hwm1" "$hwm2" "$passthrough" \
   "$LINK" "$PER_CONN" "$RTT" "$hot_local" "$hot_warm" "$fs_kind" "$floor_recv" "$floor_sha1" \
-  "$FLOOR_CONNS" <<'PY'
+  "$floor_store" "$FLOOR_CONNS" <<'PY'
 import sys
 (trip, cp, rs, seq, par, local, warm, warm_n, pttfb, psize, vttfb, vsize, mid_s, mid_mib,
  cp_cpu, rs_cpu, hwm1, hwm2, passthrough, link, per_conn, rtt, hot_local, hot_warm,
- fs_kind, floor_recv, floor_sha1, floor_conns) = sys.argv[1:]
+ fs_kind, floor_recv, floor_sha1, floor_store, floor_conns) = sys.argv[1:]
 f = float
 trip, link, per_conn, rtt = f(trip), f(link), f(per_conn), f(rtt)
 rate = lambda secs: trip / f(secs)
@@ -475,8 +477,10 @@ gb = 2 * trip / 1e9
 row("daemon CPU per GB copied (cold cp + rsync)", f"{(f(cp_cpu)+f(rs_cpu))/gb:.2f} s/GB", "", "<= 2")
 row("  cold cp -r alone / cold rsync -a alone", f"{f(cp_cpu)/(gb/2):.2f} / {f(rs_cpu)/(gb/2):.2f}", "", "")
 daemon = (f(cp_cpu) + f(rs_cpu)) / gb
-recv, sha1 = f(floor_recv) / (gb / 2), f(floor_sha1) / (gb / 2)
+recv, sha1, store = (f(x) / (gb / 2) for x in (floor_recv, floor_sha1, floor_store))
 row(f"  floor: bare receiver, {floor_conns} connections", f"{recv:.2f} s/GB", "", "(no HTTP library, no disk)")
 row(f"  floor: bare receiver + SHA-1", f"{sha1:.2f} s/GB", "", "(what any verifying client pays here)")
+row(f"  floor: bare receiver + SHA-1 + disk", f"{store:.2f} s/GB", "", "(buffered writes, writeback not counted)")
 row(f"  daemon / bare receiver + SHA-1", "", f"{daemon/sha1:.2f}", "")
+row(f"  daemon / bare receiver + SHA-1 + disk", "", f"{daemon/store:.2f}", "")
 PY
