@@ -431,8 +431,10 @@ read -r par_secs _ < <(py download "$base" Trip 8 "$data/dl8")
 
 # ---- the CPU floor: the same bytes by a bare receiver (examples/receive_floor.rs) -----------
 echo "receive floor…" >&2
-floor_cpu() { # floor_cpu [--sha1]: user + system seconds of a bare receiver of Trip
-  py resolve "$base" Trip "$work/requests"
+# The requests are resolved once (6 s of round trips) for the three runs, which take about
+# 12 s: within the 60 s the daemon itself reuses a resolved URL for (fetcher::URL_REUSE).
+py resolve "$base" Trip "$work/requests"
+floor_cpu() { # floor_cpu [--sha1] [--store DIR]: user + system seconds of a bare receiver of Trip
   "$FLOOR" "$work/requests" "$FLOOR_CONNS" "$@" | awk '{ print $6 + $8 }'
 }
 FLOOR_CONNS=16 # the daemon's default --max-connections
